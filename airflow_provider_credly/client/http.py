@@ -1,0 +1,337 @@
+"""The HTTP core: one ``requests`` session, auth, timeouts, retries and error mapping.
+
+It knows nothing of Airflow, so it can be unit-tested and reused by every backend (Credly, Canvas
+Credentials). Backends differ only in the pieces passed in: the auth object, the error parser and
+which statuses mean "validation failed".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_credly.client.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    UnsafeUrlError,
+    ValidationError,
+)
+from airflow_provider_credly.client.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["ApiResponse", "ErrorDetails", "HttpClient", "credly_error_details", "same_origin"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "airflow-provider-credly"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A response whose JSON body is already parsed (``data`` is ``None`` for an empty body)."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    data: Any
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """What an error body says, in a backend-neutral form."""
+
+    message: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+ErrorParser = Callable[[int, Any], ErrorDetails]
+
+
+def credly_error_details(status: int, body: Any) -> ErrorDetails:
+    """Read Credly's error envelope ``{"data": {"message", "errors"}, "metadata": {...}}``."""
+    message = ""
+    errors: list[dict[str, Any]] = []
+    metadata: dict[str, Any] = {}
+    if isinstance(body, dict):
+        data = body.get("data")
+        if isinstance(data, dict):
+            message = str(data.get("message") or "")
+            raw_errors = data.get("errors")
+            if isinstance(raw_errors, list):
+                errors = [e for e in raw_errors if isinstance(e, dict)]
+        elif isinstance(body.get("message"), str):
+            message = body["message"]
+        if isinstance(body.get("metadata"), dict):
+            metadata = dict(body["metadata"])
+    if not message and errors:
+        message = "; ".join(str(m) for e in errors for m in e.get("messages") or [])
+    return ErrorDetails(message or f"HTTP {status}", errors, metadata)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` has the same scheme, host and port as ``base_url``."""
+    return _origin(url) == _origin(base_url)
+
+
+def _was_sent(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached the server (so a POST might have taken effect)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, urllib3.exceptions.MaxRetryError):
+            reason = reason.reason
+        if isinstance(
+            reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+        ):
+            return False
+    return True
+
+
+class HttpClient:
+    """A JSON-over-HTTP client with retries, bound to one API base URL.
+
+    Retries (see :class:`RetryPolicy`) cover 429, 500, 502, 503, 504, timeouts and connection errors.
+    ``GET``, ``PUT`` and ``DELETE`` are retried in all those cases. A ``POST`` is retried only where the
+    server cannot have acted on it: a 429 (rejected before processing) and a connection that could not
+    be opened. A ``POST`` whose outcome is unknown (5xx, read timeout, dropped connection) is raised to
+    the caller, because a retry could issue a second badge; callers that know a POST is safe to repeat
+    (a token request, a create that the server de-duplicates) pass ``idempotent=True``.
+
+    The credential lives only in ``auth``; it is sent only to URLs with the base URL's scheme, host and
+    port (``UnsafeUrlError`` otherwise) and never appears in ``repr`` or error messages.
+
+    :param base_url: API root, e.g. ``https://api.credly.com/v1``.
+    :param auth: a ``requests`` auth object; it may define ``on_unauthorized() -> bool`` to refresh its
+        credential once after a 401 (the request is then retried once).
+    :param timeout: seconds, or ``(connect, read)`` seconds.
+    :param retry: the retry policy (default :class:`RetryPolicy`).
+    :param verify: TLS verification (``True``, or a CA bundle path). Keep it on outside tests.
+    :param error_parser: turns an error body into :class:`ErrorDetails`.
+    :param validation_statuses: statuses that mean "the content was invalid" (Credly: 422).
+    :param pool_size: connections kept per host, for concurrent callers.
+    :param sleep: injectable sleep, for tests.
+    :param clock: injectable monotonic clock, for tests.
+    :param rng: injectable random source for jitter, for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: requests.auth.AuthBase | None = None,
+        timeout: float | tuple[float, float] = (10.0, 60.0),
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        error_parser: ErrorParser = credly_error_details,
+        validation_statuses: frozenset[int] = frozenset({422}),
+        pool_size: int = 16,
+        user_agent: str = USER_AGENT,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.error_parser = error_parser
+        self.validation_statuses = validation_statuses
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.session = session or requests.Session()
+        self.session.verify = verify
+        self.session.trust_env = True
+        self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
+        # Our own retry loop decides what is safe to repeat; urllib3 must not retry behind its back.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    def url_for(self, path_or_url: str) -> str:
+        """Absolute URL for an API path, or the given absolute URL once checked to be on the API's host."""
+        if "://" in path_or_url:
+            if not same_origin(path_or_url, self.base_url):
+                shown = urlsplit(path_or_url)
+                raise UnsafeUrlError(
+                    f"refusing to follow a URL on {shown.scheme}://{shown.hostname}: the API is at "
+                    f"{urlsplit(self.base_url).scheme}://{urlsplit(self.base_url).hostname}",
+                    path=shown.path,
+                )
+            return path_or_url
+        return urljoin(self.base_url + "/", path_or_url.lstrip("/"))
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        auth: requests.auth.AuthBase | None = None,
+    ) -> ApiResponse:
+        """Send one request, with retries, and return the parsed response or raise an :class:`ApiError`.
+
+        :param method: HTTP method.
+        :param path_or_url: path under the base URL, or an absolute URL on the same host.
+        :param params: query parameters (``None`` values are dropped).
+        :param json_body: JSON request body.
+        :param form: form-encoded request body (instead of ``json_body``).
+        :param headers: extra headers.
+        :param idempotent: whether repeating the request is harmless; defaults to ``True`` for
+            GET/HEAD/OPTIONS/PUT/DELETE and ``False`` for POST/PATCH.
+        :param auth: auth for this request instead of the client's (e.g. none for a token request).
+        """
+        method = method.upper()
+        url = self.url_for(path_or_url)
+        path = urlsplit(url).path
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        query = {k: v for k, v in (params or {}).items() if v is not None} or None
+        use_auth = auth if auth is not None else self.auth
+        started = self._clock()
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=query,
+                    json=json_body,
+                    data=form,
+                    headers=dict(headers) if headers else None,
+                    auth=use_auth,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                retryable = safe or not _was_sent(exc)
+                delay = self._next_delay(attempt, None, started) if retryable else None
+                if delay is None:
+                    raise ApiConnectionError(
+                        f"{type(exc).__name__} after {attempt} attempt(s)"
+                        + ("" if retryable else "; not retried because the request may have been applied"),
+                        method=method,
+                        path=path,
+                    ) from exc
+                log.warning(
+                    "%s %s failed (%s); retrying in %.1f s (attempt %d/%d)",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    delay,
+                    attempt + 1,
+                    self.retry.max_attempts,
+                )
+                self._sleep(delay)
+                continue
+
+            if resp.status_code == 401 and not refreshed and _refreshable(use_auth):
+                refreshed = True
+                resp.close()
+                log.info("%s %s returned 401; refreshing the credential and retrying once", method, path)
+                continue
+            if resp.status_code < 400:
+                return ApiResponse(resp.status_code, resp.url, resp.headers, _json(resp))
+
+            status = resp.status_code
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            retryable = status in self.retry.statuses and (safe or status == 429)
+            delay = self._next_delay(attempt, retry_after, started) if retryable else None
+            if delay is None:
+                raise self._error(method, path, status, _json(resp), resp.text, retry_after)
+            resp.close()
+            log.warning(
+                "%s %s returned %d; retrying in %.1f s (attempt %d/%d)",
+                method,
+                path,
+                status,
+                delay,
+                attempt + 1,
+                self.retry.max_attempts,
+            )
+            self._sleep(delay)
+
+    def _next_delay(self, attempt: int, retry_after: float | None, started: float) -> float | None:
+        return self.retry.wait_for(
+            attempt, retry_after=retry_after, elapsed=self._clock() - started, rng=self._rng
+        )
+
+    def _error(
+        self, method: str, path: str, status: int, body: Any, text: str, retry_after: float | None
+    ) -> ApiError:
+        details = self.error_parser(status, body)
+        message = details.message
+        if body is None and text and message == f"HTTP {status}":
+            message = f"HTTP {status}: {text.strip()[:200]}"
+        common: dict[str, Any] = {"status": status, "method": method, "path": path, "body": body}
+        if status in self.validation_statuses:
+            return ValidationError(message, errors=details.errors, metadata=details.metadata, **common)
+        if status in (401, 403):
+            return AuthenticationError(message, **common)
+        if status == 404:
+            return NotFoundError(message, **common)
+        if status == 429:
+            return RateLimitError(message, retry_after=retry_after, **common)
+        if status >= 500:
+            return ServerError(message, **common)
+        return BadRequestError(message, **common)
+
+
+def _refreshable(auth: object) -> bool:
+    refresh = getattr(auth, "on_unauthorized", None)
+    return bool(callable(refresh) and refresh())
+
+
+def _json(resp: requests.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return json.loads(resp.content)
+    except ValueError:
+        return None

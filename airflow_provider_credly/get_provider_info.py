@@ -1,0 +1,55 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_credly import __version__
+
+CREDLY_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "login", "port"],
+    "relabeling": {"host": "API base URL", "password": "Authorization token"},
+    "placeholders": {
+        "host": "https://api.credly.com/v1 (sandbox: https://sandbox-api.credly.com/v1)",
+        "password": "Organization authorization token",
+        "extra": '{"organization_id": "<uuid>", "timeout": 60, "max_retries": 5}',
+        "organization_id": "Credly organization id (uuid)",
+    },
+}
+
+CREDLY_CONN_FIELDS: dict[str, Any] = {
+    "organization_id": {"label": "Organization ID", "schema": {"type": ["string", "null"]}},
+    "timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "default": 60}},
+    "max_retries": {"label": "Retries on 429/5xx", "schema": {"type": ["integer", "null"], "default": 5}},
+}
+
+
+CONNECTION_TYPES: list[dict[str, Any]] = [
+    {
+        "connection-type": "credly",
+        "hook-class-name": "airflow_provider_credly.hooks.credly.CredlyHook",
+        "hook-name": "Credly",
+        "conn-fields": CREDLY_CONN_FIELDS,
+        "ui-field-behaviour": CREDLY_UI_FIELD_BEHAVIOUR,
+    },
+]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider: its package, hooks and connection types."""
+    return {
+        "package-name": "airflow-provider-credly",
+        "name": "Credly",
+        "description": "Credly and Canvas Credentials (Badgr) digital badges: hooks, operators, sensors "
+        "and warehouse transfers.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Credly",
+                "external-doc-url": "https://www.credly.com/docs",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Credly", "python-modules": ["airflow_provider_credly.hooks.credly"]}],
+        "connection-types": CONNECTION_TYPES,
+    }

@@ -1,0 +1,112 @@
+"""Test set-up: an isolated Airflow home and metadata DB, and fixtures for real connections.
+
+Airflow reads its configuration at import time, so the environment is prepared before anything
+imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_HOME = Path(tempfile.mkdtemp(prefix="credly-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+# The repository root is the dags folder; .airflowignore limits parsing to dags_examples/ and tests/dags/.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT)
+
+import pytest  # noqa: E402
+
+POSTGRES_DSN = os.environ.get("CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB, needed by ``dag.test()``."""
+    from airflow.utils import db
+
+    db.initdb()
+    return _HOME
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) -> None:
+    """Define an Airflow connection through its ``AIRFLOW_CONN_<ID>`` environment variable (JSON form)."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+@pytest.fixture
+def credly_conn(credly_emulator, monkeypatch: pytest.MonkeyPatch):
+    """Connection ``credly_default`` pointing at the function's emulator, with fast retries."""
+    set_connection(
+        monkeypatch,
+        "credly_default",
+        conn_type="credly",
+        host=credly_emulator.base_url,
+        password=credly_emulator.token,
+        extra={"organization_id": credly_emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.2},
+    )
+    return credly_emulator
+
+
+@pytest.fixture
+def duckdb_conn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Connection ``duckdb_warehouse``: a real DuckDB file in the test's temp dir."""
+    path = tmp_path / "warehouse.duckdb"
+    set_connection(monkeypatch, "duckdb_warehouse", conn_type="duckdb", host=str(path))
+    return path
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except Exception as exc:  # any failure means "no server"; the reason is reported
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    """Skip (outside CI) or fail (under ``CI=true``) when PostgreSQL at 127.0.0.1:5432 is not reachable."""
+    problem = _postgres_reachable()
+    if problem is None:
+        return
+    message = f"PostgreSQL at {POSTGRES_DSN!r} is not reachable: {problem}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: a missing server is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_conn(postgres_available, monkeypatch: pytest.MonkeyPatch):
+    """Connection ``postgres_warehouse`` to the real PostgreSQL, with a fresh schema (``search_path``)
+    dropped afterwards. Yields the schema name.
+    """
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'create schema "{schema}"')
+    set_connection(
+        monkeypatch,
+        "postgres_warehouse",
+        conn_type="postgres",
+        host="127.0.0.1",
+        port=5432,
+        login="postgres",
+        schema="test",
+        extra={"options": f"-c search_path={schema}"},
+    )
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f'drop schema if exists "{schema}" cascade')
