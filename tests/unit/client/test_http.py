@@ -1,0 +1,269 @@
+"""The HTTP core with mocked HTTP: error mapping, the retry rules, secrets."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+import requests
+import responses
+
+from airflow_provider_credly.client import (
+    ApiConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    BasicTokenAuth,
+    HttpClient,
+    NotFoundError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    UnsafeUrlError,
+    ValidationError,
+)
+
+BASE = "https://api.credly.test/v1"
+TOKEN = "s3cr3t-token-value"
+
+
+class FakeClock:
+    """Monotonic clock advanced only by the injected sleep: backoff is checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def client(clock):
+    return HttpClient(
+        BASE,
+        auth=BasicTokenAuth(TOKEN),
+        retry=RetryPolicy(max_attempts=4, backoff_base=1.0, jitter=0.0),
+        sleep=clock.sleep,
+        clock=clock,
+        rng=random.Random(0),
+    )
+
+
+@responses.activate
+def test_sends_basic_auth_with_token_as_user_and_parses_json(client):
+    responses.get(f"{BASE}/organizations", json={"data": [], "metadata": {}})
+    resp = client.request("GET", "organizations")
+    assert resp.status == 200 and resp.data == {"data": [], "metadata": {}}
+    sent = responses.calls[0].request
+    assert requests.auth._basic_auth_str(TOKEN, "") == sent.headers["Authorization"]
+    assert sent.headers["Accept"] == "application/json"
+
+
+@responses.activate
+def test_validation_error_carries_message_errors_and_metadata(client):
+    body = {
+        "data": {
+            "message": "Validation failed: This badge cannot be replaced because it has already been replaced.",
+            "errors": [{"attribute": "base", "attribute_label": "Base", "messages": ["already replaced"]}],
+        },
+        "metadata": {"current_badge_id": "bd137a0a"},
+    }
+    responses.post(f"{BASE}/organizations/o/badges/b/replace", json=body, status=422)
+    with pytest.raises(ValidationError) as info:
+        client.request("POST", "organizations/o/badges/b/replace", json_body={})
+    err = info.value
+    assert err.status == 422 and err.method == "POST" and err.path == "/v1/organizations/o/badges/b/replace"
+    assert err.message.startswith("Validation failed: This badge cannot be replaced")
+    assert err.current_badge_id == "bd137a0a"
+    assert err.errors[0]["messages"] == ["already replaced"]
+    assert "already replaced" in err.messages
+    assert "422 POST /v1/organizations/o/badges/b/replace" in str(err)
+
+
+@responses.activate
+def test_delete_replaced_badge_422_with_null_metadata(client):
+    body = {"data": {"message": "You can not delete replaced badges. Delete the current version instead."}, "metadata": None}
+    responses.delete(f"{BASE}/organizations/o/badges/b", json=body, status=422)
+    with pytest.raises(ValidationError, match="You can not delete replaced badges") as info:
+        client.request("DELETE", "organizations/o/badges/b")
+    assert info.value.current_badge_id is None and info.value.metadata == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (403, AuthenticationError), (404, NotFoundError), (400, BadRequestError)],
+)
+@responses.activate
+def test_status_mapping_without_retry(client, clock, status, error):
+    responses.get(f"{BASE}/x", json={"data": {"message": "nope"}}, status=status)
+    with pytest.raises(error, match="nope"):
+        client.request("GET", "x")
+    assert len(responses.calls) == 1 and clock.sleeps == []
+
+
+@responses.activate
+def test_get_is_retried_on_5xx_with_exponential_backoff(client, clock):
+    responses.get(f"{BASE}/x", status=503)
+    responses.get(f"{BASE}/x", status=502)
+    responses.get(f"{BASE}/x", json={"data": "ok"})
+    assert client.request("GET", "x").data == {"data": "ok"}
+    assert clock.sleeps == [1.0, 2.0]
+
+
+@responses.activate
+def test_retry_after_seconds_is_honoured(client, clock):
+    responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "7"})
+    responses.get(f"{BASE}/x", json={"data": 1})
+    client.request("GET", "x")
+    assert clock.sleeps == [7.0]
+
+
+@responses.activate
+def test_rate_limit_error_after_retries_are_spent(client, clock):
+    for _ in range(4):
+        responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "2"}, json={"data": {"message": "slow down"}})
+    with pytest.raises(RateLimitError) as info:
+        client.request("GET", "x")
+    assert info.value.retry_after == 2.0 and info.value.status == 429
+    assert len(responses.calls) == 4 and clock.sleeps == [2.0, 2.0, 2.0]
+
+
+@responses.activate
+def test_post_is_retried_on_429_because_nothing_was_done(client, clock):
+    responses.post(f"{BASE}/badges", status=429, headers={"Retry-After": "1"})
+    responses.post(f"{BASE}/badges", status=201, json={"data": {"id": "b1"}})
+    assert client.request("POST", "badges", json_body={}).data["data"]["id"] == "b1"
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_post_is_not_retried_on_5xx_because_it_may_have_issued(client, clock):
+    responses.post(f"{BASE}/badges", status=500, body="<html>oops</html>")
+    with pytest.raises(ServerError, match="oops"):
+        client.request("POST", "badges", json_body={})
+    assert len(responses.calls) == 1 and clock.sleeps == []
+
+
+@responses.activate
+def test_idempotent_post_is_retried_on_5xx(client, clock):
+    responses.post(f"{BASE}/employees", status=500)
+    responses.post(f"{BASE}/employees", status=201, json={"data": {}})
+    client.request("POST", "employees", json_body={}, idempotent=True)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_post_is_not_retried_after_a_dropped_connection(client, clock):
+    responses.post(f"{BASE}/badges", body=requests.exceptions.ConnectionError("Connection aborted."))
+    with pytest.raises(ApiConnectionError, match="may have been applied"):
+        client.request("POST", "badges", json_body={})
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_post_is_retried_when_the_connection_could_not_be_opened(client, clock):
+    responses.post(f"{BASE}/badges", body=requests.exceptions.ConnectTimeout("connect timeout"))
+    responses.post(f"{BASE}/badges", status=201, json={"data": {"id": "b"}})
+    client.request("POST", "badges", json_body={})
+    assert len(responses.calls) == 2 and clock.sleeps == [1.0]
+
+
+@responses.activate
+def test_get_is_retried_after_dropped_connections_then_gives_up(client, clock):
+    for _ in range(4):
+        responses.get(f"{BASE}/x", body=requests.exceptions.ConnectionError("reset"))
+    with pytest.raises(ApiConnectionError, match="after 4 attempt"):
+        client.request("GET", "x")
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+@responses.activate
+def test_total_time_budget_stops_retries(clock):
+    client = HttpClient(
+        BASE,
+        retry=RetryPolicy(max_attempts=10, total_timeout=5.0, jitter=0.0),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    for _ in range(10):
+        responses.get(f"{BASE}/x", status=503, headers={"Retry-After": "3"})
+    with pytest.raises(ServerError):
+        client.request("GET", "x")
+    assert clock.sleeps == [3.0]  # a second 3 s wait would pass the 5 s budget
+
+
+def test_foreign_urls_are_refused_before_any_request(client):
+    with pytest.raises(UnsafeUrlError, match="evil.example"):
+        client.url_for("https://evil.example/v1/organizations")
+    with pytest.raises(UnsafeUrlError):
+        client.url_for("http://api.credly.test/v1/x")  # scheme downgrade
+    with pytest.raises(UnsafeUrlError):
+        client.url_for("https://api.credly.test:8443/v1/x")
+    assert client.url_for("https://API.credly.test:443/v1/x") == "https://API.credly.test:443/v1/x"
+    assert client.url_for("/organizations/1") == f"{BASE}/organizations/1"
+
+
+@responses.activate
+def test_redirects_are_not_followed(client):
+    responses.get(f"{BASE}/x", status=302, headers={"Location": "https://elsewhere.example/steal"})
+    responses.get("https://elsewhere.example/steal", json={})
+    resp = client.request("GET", "x")
+    assert resp.status == 302 and len(responses.calls) == 1
+
+
+@responses.activate
+def test_token_never_in_repr_errors_or_pickles(client):
+    responses.get(f"{BASE}/x", status=401, json={"data": {"message": "Unauthorized"}})
+    with pytest.raises(AuthenticationError) as info:
+        client.request("GET", "x", params={"filter": "state::accepted"})
+    texts = [repr(client), repr(client.auth), str(info.value), repr(info.value), repr(info.value.__dict__)]
+    assert all(TOKEN not in t for t in texts)
+    assert "state::accepted" not in str(info.value)  # no query string (personal data) in messages
+    clone = pickle.loads(pickle.dumps(info.value))
+    assert type(clone) is AuthenticationError and clone.status == 401 and str(clone) == str(info.value)
+
+
+def test_tls_verification_is_on_by_default():
+    assert HttpClient(BASE).session.verify is True
+
+
+def test_base_url_must_be_absolute():
+    with pytest.raises(ValueError, match="absolute"):
+        HttpClient("api.credly.com/v1")
+
+
+class RefreshingAuth(requests.auth.AuthBase):
+    def __init__(self) -> None:
+        self.token = "old"
+        self.refreshes = 0
+
+    def __call__(self, r):
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+    def on_unauthorized(self) -> bool:
+        self.refreshes += 1
+        self.token = "new"
+        return True
+
+
+@responses.activate
+def test_401_refreshes_the_credential_and_retries_once(clock):
+    auth = RefreshingAuth()
+    client = HttpClient(BASE, auth=auth, sleep=clock.sleep, clock=clock)
+    responses.get(f"{BASE}/x", status=401)
+    responses.get(f"{BASE}/x", status=401)
+    with pytest.raises(AuthenticationError):
+        client.request("GET", "x")
+    assert auth.refreshes == 1 and len(responses.calls) == 2
+    assert responses.calls[1].request.headers["Authorization"] == "Bearer new"

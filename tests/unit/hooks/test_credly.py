@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+import responses
+
+from airflow_provider_credly.client import DEFAULT_BASE_URL, CredlyClient
+from airflow_provider_credly.hooks.credly import CredlyHook, base_url_from_connection, client_settings_from_extra
+from tests.conftest import set_connection
+
+TOKEN = "hook-token-1234567"
+
+
+@pytest.fixture
+def conn(monkeypatch):
+    set_connection(
+        monkeypatch,
+        "credly_default",
+        conn_type="credly",
+        host="https://sandbox-api.credly.com/v1",
+        password=TOKEN,
+        extra={"organization_id": "org-9", "timeout": 5, "connect_timeout": 2, "max_retries": 2, "backoff_base": 0.1},
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        (None, None, DEFAULT_BASE_URL),
+        ("", None, DEFAULT_BASE_URL),
+        ("sandbox-api.credly.com", None, "https://sandbox-api.credly.com/v1"),
+        ("https://sandbox-api.credly.com/v1/", None, "https://sandbox-api.credly.com/v1"),
+        ("http://127.0.0.1", 8765, "http://127.0.0.1:8765/v1"),
+        ("http://127.0.0.1:9000/v1", 1, "http://127.0.0.1:9000/v1"),
+    ],
+)
+def test_base_url_from_connection(host, port, expected):
+    assert base_url_from_connection(host, port, DEFAULT_BASE_URL) == expected
+
+
+def test_settings_from_extra():
+    settings = client_settings_from_extra({"timeout": "30", "max_retries": 0, "verify": "false"})
+    assert settings["timeout"] == (10.0, 30.0)
+    assert settings["retry"].max_attempts == 1
+    assert settings["verify"] is False
+    assert client_settings_from_extra({})["verify"] is True  # TLS verification stays on by default
+    assert client_settings_from_extra({"verify": "/etc/ca.pem"})["verify"] == "/etc/ca.pem"
+    with pytest.raises(ValueError, match="timeout"):
+        client_settings_from_extra({"timeout": "fast"})
+
+
+def test_hook_builds_the_client_from_the_connection(conn):
+    hook = CredlyHook()
+    client = hook.get_conn()
+    assert isinstance(client, CredlyClient)
+    assert client.http.base_url == "https://sandbox-api.credly.com/v1"
+    assert client.organization_id == "org-9" == hook.organization_id
+    assert client.http.timeout == (2.0, 5.0)
+    assert client.http.retry.max_attempts == 3 and client.http.retry.backoff_base == 0.1
+    assert hook.get_conn() is client  # built once
+    assert TOKEN not in repr(hook) and TOKEN not in repr(client)
+    assert CredlyHook(organization_id="other").organization_id == "other"
+
+
+def test_token_is_masked_in_logs(conn):
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    CredlyHook().get_conn()
+    assert TOKEN not in str(_secrets_masker().redact(f"the token is {TOKEN}"))
+
+
+def test_missing_token_is_a_clear_error(monkeypatch):
+    set_connection(monkeypatch, "credly_empty", conn_type="credly", extra={"organization_id": "o"})
+    with pytest.raises(ValueError, match="no authorization token"):
+        CredlyHook("credly_empty").get_conn()
+
+
+@responses.activate
+def test_test_connection_reports_success_and_failure(conn):
+    org_url = "https://sandbox-api.credly.com/v1/organizations/org-9"
+    responses.get(org_url, json={"data": {"id": "org-9", "name": "Acme"}})
+    assert CredlyHook().test_connection() == (True, "Connected to Credly organization 'Acme'")
+    responses.replace(responses.GET, org_url, json={"data": {"message": "Unauthorized"}}, status=401)
+    ok, message = CredlyHook().test_connection()
+    assert not ok and "401" in message and "Unauthorized" in message and TOKEN not in message
+
+
+def test_ui_field_behaviour_relabels_the_token():
+    behaviour = CredlyHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["password"] == "Authorization token"
+    assert "login" in behaviour["hidden-fields"]
+
+
+def test_provider_info_registers_the_connection_type():
+    from airflow_provider_credly.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-credly"
+    credly = next(c for c in info["connection-types"] if c["connection-type"] == "credly")
+    assert credly["hook-class-name"] == "airflow_provider_credly.hooks.credly.CredlyHook"
+    assert "organization_id" in credly["conn-fields"]
