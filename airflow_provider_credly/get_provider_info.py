@@ -32,6 +32,36 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         "conn-fields": CREDLY_CONN_FIELDS,
         "ui-field-behaviour": CREDLY_UI_FIELD_BEHAVIOUR,
     },
+    {
+        "connection-type": "canvas_credentials",
+        "hook-class-name": "airflow_provider_credly.hooks.canvas_credentials.CanvasCredentialsHook",
+        "hook-name": "Canvas Credentials (Badgr)",
+        "conn-fields": {
+            "region": {
+                "label": "Region (when no host)",
+                "schema": {"type": ["string", "null"], "enum": ["us", "eu", "au", "ca", "sg", None]},
+            },
+            "client_id": {
+                "label": "OAuth2 client id",
+                "schema": {"type": ["string", "null"], "default": "public"},
+            },
+            "scope": {"label": "OAuth2 scope", "schema": {"type": ["string", "null"]}},
+            "timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "default": 60}},
+            "max_retries": {
+                "label": "Retries on 429/5xx",
+                "schema": {"type": ["integer", "null"], "default": 5},
+            },
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {"host": "API base URL", "login": "User name (e-mail)", "password": "Password"},
+            "placeholders": {
+                "host": "https://api.badgr.io (EU: https://api.eu.badgr.io); empty = extra region",
+                "login": "issuer-admin@example.edu",
+                "extra": '{"region": "us", "client_id": "public", "timeout": 60, "max_retries": 5}',
+            },
+        },
+    },
 ]
 
 
@@ -50,6 +80,14 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": "Credly", "python-modules": ["airflow_provider_credly.hooks.credly"]}],
+        "hooks": [
+            {
+                "integration-name": "Credly",
+                "python-modules": [
+                    "airflow_provider_credly.hooks.credly",
+                    "airflow_provider_credly.hooks.canvas_credentials",
+                ],
+            }
+        ],
         "connection-types": CONNECTION_TYPES,
     }
