@@ -1,0 +1,268 @@
+"""Revoke, delete and replace badges with Credly's documented 422s mapped to clear outcomes.
+Pure Python: no Airflow import.
+
+* A replaced badge can be neither revoked nor replaced again: Credly answers 422 with the current version's
+  id in ``metadata.current_badge_id``. ``follow_replacement=True`` acts on that version instead.
+* A replaced badge cannot be deleted either ("You can not delete replaced badges"), and that 422 carries no
+  id. The current version is then found by asking Credly to revoke the replaced badge, which it refuses with
+  a 422 naming the current version (replacement is permanent, so that request cannot take effect).
+* Revoking a revoked badge and deleting a deleted one (404) are done already: reported, not failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_credly.client.credly import CredlyClient
+from airflow_provider_credly.client.errors import (
+    ApiConnectionError,
+    ApiError,
+    NotFoundError,
+    ServerError,
+    ValidationError,
+)
+from airflow_provider_credly.concurrency import run_pool
+
+__all__ = [
+    "ActionResult",
+    "actions_xcom",
+    "delete_badge",
+    "find_current_version",
+    "replace_badge",
+    "revoke_badge",
+    "run_actions",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_HOPS = 10
+PROBE_REASON = "airflow-provider-credly: locate the current version of a replaced badge"
+_ALREADY_REVOKED = re.compile(r"already\s+(been\s+)?revoked", re.IGNORECASE)
+_DELETE_REPLACED = re.compile(r"delete\s+replaced", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one requested badge.
+
+    :ivar badge_id: the badge id as requested.
+    :ivar outcome: ``revoked``, ``already_revoked``, ``deleted``, ``already_deleted``, ``replaced``,
+        ``already_replaced`` or ``failed``.
+    :ivar acted_on: the badge actually acted on (the current version when a replacement was followed).
+    :ivar new_badge_id: for replace, the new badge; for a replaced badge, its current version.
+    :ivar detail: why it failed, or a note.
+    """
+
+    badge_id: str
+    outcome: str
+    acted_on: str | None = None
+    new_badge_id: str | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the badge is now in the requested state."""
+        return self.outcome != "failed"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict without empty keys."""
+        out = {"badge_id": self.badge_id, "outcome": self.outcome}
+        for key in ("acted_on", "new_badge_id", "detail"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def _replaced_message(action: str, badge_id: str, current: str | None) -> str:
+    where = f"its current version is {current}" if current else "its current version could not be found"
+    return f"badge {badge_id} has been replaced ({where}); {action} the current version or set follow_replacement=True"
+
+
+def find_current_version(client: CredlyClient, badge_id: str) -> str | None:
+    """The id of the current version of a replaced badge (see the module docstring), or ``None``."""
+    try:
+        client.revoke_badge(badge_id, PROBE_REASON, suppress_revoke_notification_email=True)
+    except ValidationError as exc:
+        return exc.current_badge_id
+    except NotFoundError:
+        return None
+    log.warning("badge %s was expected to be replaced but Credly revoked it", badge_id)
+    return None
+
+
+def revoke_badge(
+    client: CredlyClient,
+    badge_id: str,
+    reason: str,
+    *,
+    suppress_revoke_notification_email: bool | None = None,
+    follow_replacement: bool = False,
+) -> ActionResult:
+    """Revoke one badge; an already revoked badge is done (``already_revoked``)."""
+    target = badge_id
+    for _ in range(MAX_HOPS):
+        try:
+            badge = client.revoke_badge(
+                target, reason, suppress_revoke_notification_email=suppress_revoke_notification_email
+            )
+        except ValidationError as exc:
+            current = exc.current_badge_id
+            if current and follow_replacement and current != target:
+                log.info("badge %s has been replaced by %s: revoking that one", target, current)
+                target = current
+                continue
+            if current:
+                return ActionResult(
+                    badge_id, "failed", None, current, _replaced_message("revoke", target, current)
+                )
+            if any(_ALREADY_REVOKED.search(m) for m in exc.messages):
+                log.info("badge %s was already revoked", target)
+                return ActionResult(badge_id, "already_revoked", target)
+            return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}")
+        except ApiError as exc:
+            return ActionResult(badge_id, "failed", None, None, str(exc))
+        note = None if str(badge.get("state", "revoked")) == "revoked" else f"state is {badge.get('state')}"
+        return ActionResult(badge_id, "revoked", target, None, note)
+    return ActionResult(badge_id, "failed", None, None, f"more than {MAX_HOPS} replacements followed")
+
+
+def delete_badge(client: CredlyClient, badge_id: str, *, follow_replacement: bool = False) -> ActionResult:
+    """Delete one badge; a badge that is not found (404) is done (``already_deleted``).
+
+    Deleting the current version of a replaced badge deletes all its previous versions too.
+    """
+    target = badge_id
+    for _ in range(MAX_HOPS):
+        try:
+            client.delete_badge(target)
+        except NotFoundError:
+            log.info("badge %s not found: treated as already deleted", target)
+            return ActionResult(badge_id, "already_deleted", target)
+        except ValidationError as exc:
+            if not any(_DELETE_REPLACED.search(m) for m in exc.messages):
+                return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}")
+            current = exc.current_badge_id or _safe_current(client, target)
+            if current and follow_replacement and current != target:
+                log.info("badge %s has been replaced by %s: deleting that one", target, current)
+                target = current
+                continue
+            return ActionResult(
+                badge_id, "failed", None, current, _replaced_message("delete", target, current)
+            )
+        except ApiError as exc:
+            return ActionResult(badge_id, "failed", None, None, str(exc))
+        return ActionResult(badge_id, "deleted", target)
+    return ActionResult(badge_id, "failed", None, None, f"more than {MAX_HOPS} replacements followed")
+
+
+def _safe_current(client: CredlyClient, badge_id: str) -> str | None:
+    try:
+        return find_current_version(client, badge_id)
+    except ApiError as exc:
+        log.warning("could not find the current version of badge %s: %s", badge_id, exc)
+        return None
+
+
+def replace_badge(
+    client: CredlyClient,
+    badge_id: str,
+    fields: Mapping[str, Any],
+    *,
+    follow_replacement: bool = False,
+    retried: bool = False,
+    max_attempts: int = 3,
+) -> ActionResult:
+    """Replace one badge with a new one built from ``fields`` (see ``build_replace_payload``).
+
+    A replace whose outcome is unknown (5xx, dropped connection) is sent again: if the first one took
+    effect, Credly answers "already been replaced" and that replacement is adopted (``already_replaced``).
+    On a task retry (``retried=True``) the same answer is taken as the earlier try's replacement.
+    """
+    target = badge_id
+    unknown = 0
+    hops = 0
+    while True:
+        try:
+            new = client.replace_badge(target, **fields)
+        except ValidationError as exc:
+            current = exc.current_badge_id
+            if not current:
+                return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}")
+            if unknown or retried:
+                log.info("badge %s was already replaced by %s (earlier attempt)", target, current)
+                return ActionResult(badge_id, "already_replaced", target, current)
+            if follow_replacement and current != target and hops < MAX_HOPS:
+                hops += 1
+                log.info("badge %s has been replaced by %s: replacing that one", target, current)
+                target = current
+                continue
+            return ActionResult(
+                badge_id, "failed", None, current, _replaced_message("replace", target, current)
+            )
+        except (ServerError, ApiConnectionError) as exc:
+            unknown += 1
+            if unknown >= max_attempts:
+                return ActionResult(badge_id, "failed", None, None, f"outcome unknown: {exc}")
+            log.warning(
+                "replace of badge %s: outcome unknown (%s); checking by sending it again", target, exc
+            )
+            continue
+        except ApiError as exc:
+            return ActionResult(badge_id, "failed", None, None, str(exc))
+        return ActionResult(badge_id, "replaced", target, str(new.get("id")) if new.get("id") else None)
+
+
+def run_actions(
+    badge_ids: Sequence[str],
+    action: Callable[[int], ActionResult],
+    *,
+    workers: int = 4,
+    max_failures: int = 0,
+) -> list[ActionResult]:
+    """Run ``action(i)`` for every id on a few threads; stops taking new ids once failures exceed
+    ``max_failures`` (ids not attempted are reported ``failed`` with "not attempted").
+    """
+    results: list[ActionResult | None] = [None] * len(badge_ids)
+    stop = threading.Event()
+    lock = threading.Lock()
+    failures = 0
+
+    def work(i: int) -> None:
+        nonlocal failures
+        result = action(i)
+        with lock:
+            results[i] = result
+            if not result.ok:
+                failures += 1
+                if failures > max_failures:
+                    stop.set()
+
+    run_pool(len(badge_ids), work, workers=workers, stop=stop)
+    return [
+        r
+        or ActionResult(badge_ids[i], "failed", None, None, "not attempted: stopped after too many failures")
+        for i, r in enumerate(results)
+    ]
+
+
+def actions_xcom(results: Sequence[ActionResult], max_rows: int = 1000) -> dict[str, Any]:
+    """``{"counts": {outcome: n}, "failed": n, "total": n, "results": [...], "results_truncated": bool}``,
+    listing failed results first when capped.
+    """
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    listed = sorted(results, key=lambda r: r.ok)[:max_rows]
+    return {
+        "counts": counts,
+        "failed": counts.get("failed", 0),
+        "total": len(results),
+        "results": [r.as_dict() for r in listed],
+        "results_truncated": len(results) > len(listed),
+    }

@@ -1,0 +1,391 @@
+"""Exactly-once badge issuing, for one badge and for bulk jobs. Pure Python: no Airflow import.
+
+The HTTP core never repeats a ``POST`` whose outcome is unknown (5xx, read timeout, dropped connection).
+:class:`BadgeIssuer` resolves such cases by looking the badge up (same template and recipient email, and the
+same ``issuer_earner_id`` when one is given): found means the attempt took effect, otherwise the badge is
+issued again. A 422 (e.g. Credly's duplicate-badge refusal) is resolved the same way. On an Airflow task
+retry the bulk runner first reads the existing badges of the involved templates in one pass, so rows issued
+by an earlier try are not issued twice even on templates that allow duplicate badges.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_provider_credly.client.credly import CredlyClient
+from airflow_provider_credly.client.errors import (
+    ApiConnectionError,
+    ApiError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+from airflow_provider_credly.client.payloads import PayloadError, build_issue_payload
+from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate, observe_throttling, run_pool
+
+__all__ = [
+    "OUTCOMES",
+    "BadgeIssuer",
+    "BulkIssueReport",
+    "IfExists",
+    "InvalidRowsError",
+    "IssueResult",
+    "badge_summary",
+    "find_existing_badges",
+    "prefetch_existing",
+    "run_bulk_issue",
+    "validate_rows",
+]
+
+log = logging.getLogger(__name__)
+
+IfExists = Literal["return", "fail"]
+OUTCOMES = ("issued", "already_existed", "failed", "skipped")
+ACTIVE_STATES = ("pending", "accepted", "rejected")
+_MAX_PROBLEM_ROWS_SHOWN = 50
+
+Key = tuple[str, str]
+
+
+def _key(template_id: Any, email: Any) -> Key:
+    return str(template_id).strip(), str(email).strip().lower()
+
+
+def badge_summary(badge: Mapping[str, Any]) -> dict[str, Any]:
+    """The small, JSON-safe view of a badge pushed to XCom."""
+    template = badge.get("badge_template")
+    return {
+        "id": badge.get("id"),
+        "state": badge.get("state"),
+        "url": badge.get("badge_url") or badge.get("accept_badge_url"),
+        "badge_template_id": template.get("id") if isinstance(template, Mapping) else None,
+        "recipient_email": badge.get("recipient_email"),
+        "issuer_earner_id": badge.get("issuer_earner_id"),
+    }
+
+
+def _matches(badge: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    template = badge.get("badge_template")
+    template_id = template.get("id") if isinstance(template, Mapping) else badge.get("badge_template_id")
+    if _key(template_id, badge.get("recipient_email") or "") != _key(
+        payload["badge_template_id"], payload["recipient_email"]
+    ):
+        return False
+    if badge.get("state") not in ACTIVE_STATES:
+        return False
+    wanted = payload.get("issuer_earner_id")
+    return wanted in (None, "") or str(badge.get("issuer_earner_id") or "") == str(wanted)
+
+
+def find_existing_badges(client: CredlyClient, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Non-revoked badges of ``payload``'s template and recipient email (and issuer_earner_id when given)."""
+    filters = {
+        "badge_template_id": payload["badge_template_id"],
+        "recipient_email": payload["recipient_email"],
+    }
+    return [b for b in client.iter_badges(filters) if _matches(b, payload)]
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    """Outcome of issuing one badge: ``issued``, ``already_existed`` or ``failed`` (with ``reason``)."""
+
+    outcome: str
+    badge: dict[str, Any] | None = None
+    reason: str | None = None
+
+    @property
+    def badge_id(self) -> str | None:
+        """The badge's id, when there is one."""
+        return str(self.badge["id"]) if self.badge and self.badge.get("id") else None
+
+
+class BadgeIssuer:
+    """Issues badges exactly once through one (thread-safe) :class:`CredlyClient`.
+
+    :param client: the API client (shared by all workers).
+    :param if_exists: ``"return"`` reports an existing badge as ``already_existed``; ``"fail"`` as ``failed``.
+    :param max_attempts: POST attempts per badge when the outcome stays unknown and no badge is found.
+    :param limiter: optional concurrency limit held around each request.
+    :param rate: optional client-side pacing of the POSTs.
+    """
+
+    def __init__(
+        self,
+        client: CredlyClient,
+        *,
+        if_exists: IfExists = "return",
+        max_attempts: int = 3,
+        limiter: AdaptiveLimiter | None = None,
+        rate: RequestRate | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if if_exists not in ("return", "fail"):
+            raise ValueError(f"if_exists must be 'return' or 'fail', got {if_exists!r}")
+        self.client = client
+        self.if_exists = if_exists
+        self.max_attempts = max(1, max_attempts)
+        self.limiter = limiter
+        self.rate = rate
+        self._sleep = sleep
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+        self.recovered = 0
+
+    def claim(self, badge_id: str) -> bool:
+        """Attribute ``badge_id`` to one row; ``False`` when another row already has it."""
+        with self._lock:
+            if badge_id in self._claimed:
+                return False
+            self._claimed.add(badge_id)
+            return True
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        if self.rate:
+            self.rate.wait()
+        if self.limiter is None:
+            return fn()
+        with self.limiter.slot():
+            return fn()
+
+    def _find(self, payload: Mapping[str, Any], *, unclaimed_only: bool) -> dict[str, Any] | None:
+        found = self._call(lambda: find_existing_badges(self.client, payload))
+        for badge in found:
+            if self.claim(str(badge["id"])):
+                return dict(badge)
+        return None if unclaimed_only or not found else dict(found[0])
+
+    def existing_result(self, badge: Mapping[str, Any]) -> IssueResult:
+        """The result for a badge that already existed, according to ``if_exists``."""
+        summary = badge_summary(badge)
+        if self.if_exists == "fail":
+            return IssueResult("failed", summary, f"a badge already exists: {summary['id']}")
+        return IssueResult("already_existed", summary)
+
+    def issue(self, payload: Mapping[str, Any], *, check_existing: bool = False) -> IssueResult:
+        """Issue one validated payload (see :func:`build_issue_payload`), exactly once.
+
+        :param check_existing: look for an existing badge before issuing (done on task retries).
+        """
+        try:
+            if check_existing:
+                found = self._find(payload, unclaimed_only=True)
+                if found:
+                    return self.existing_result(found)
+            return self._issue(payload)
+        except ApiError as exc:  # a look-up failed after its own retries
+            return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}")
+
+    def _issue(self, payload: Mapping[str, Any]) -> IssueResult:
+        attempt = 0
+        last: ApiError | None = None
+        while attempt < self.max_attempts:
+            attempt += 1
+            try:
+                badge = self._call(lambda: self.client.issue_badge(**payload))
+            except ValidationError as exc:
+                found = self._find(payload, unclaimed_only=False)
+                if found:
+                    return self.existing_result(found)
+                return IssueResult("failed", None, f"rejected ({exc.status}): {'; '.join(exc.messages)}")
+            except RateLimitError as exc:  # not applied; the core already waited as long as allowed
+                last = exc
+                self._sleep(exc.retry_after or 1.0)
+                continue
+            except (ServerError, ApiConnectionError) as exc:  # the POST may or may not have taken effect
+                last = exc
+                found = self._find(payload, unclaimed_only=True)
+                if found:
+                    with self._lock:
+                        self.recovered += 1
+                    log.info("badge %s found after an unknown outcome (%s)", found.get("id"), exc)
+                    return IssueResult("issued", badge_summary(found))
+                continue
+            except ApiError as exc:
+                return IssueResult("failed", None, str(exc))
+            if badge.get("id"):
+                self.claim(str(badge["id"]))
+            return IssueResult("issued", badge_summary(badge))
+        return IssueResult("failed", None, f"not issued after {attempt} attempt(s): {last}")
+
+
+class InvalidRowsError(ValueError):
+    """Some input rows are invalid; ``problems`` maps each row index to its problems."""
+
+    def __init__(self, problems: Mapping[int, list[str]], total: int) -> None:
+        self.problems = dict(problems)
+        shown = list(self.problems.items())[:_MAX_PROBLEM_ROWS_SHOWN]
+        lines = [f"row {i}: {'; '.join(p)}" for i, p in shown]
+        more = len(self.problems) - len(shown)
+        if more > 0:
+            lines.append(f"... and {more} more invalid row(s)")
+        super().__init__(f"{len(self.problems)} of {total} row(s) are invalid:\n" + "\n".join(lines))
+
+
+def validate_rows(
+    rows: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Issue payloads for every row (row values win over ``defaults``); raises :class:`InvalidRowsError`
+    naming every invalid row and all its problems.
+    """
+    payloads: list[dict[str, Any]] = []
+    problems: dict[int, list[str]] = {}
+    base = {k: v for k, v in (defaults or {}).items() if v is not None}
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            problems[i] = [f"expected a mapping of badge fields, got {type(row).__name__}"]
+            continue
+        fields = {**base, **{k: v for k, v in row.items() if v is not None}}
+        try:
+            payloads.append(build_issue_payload(fields))
+        except PayloadError as exc:
+            problems[i] = exc.problems
+    if problems:
+        raise InvalidRowsError(problems, len(payloads) + len(problems))
+    return payloads
+
+
+def prefetch_existing(
+    client: CredlyClient, payloads: Sequence[Mapping[str, Any]]
+) -> dict[Key, list[dict[str, Any]]]:
+    """One pass over the non-revoked badges of the involved templates (high-volume cursor, minimal
+    format), keeping only those whose recipient email appears in ``payloads``.
+    """
+    templates = sorted({str(p["badge_template_id"]) for p in payloads})
+    emails = {str(p["recipient_email"]).strip().lower() for p in payloads}
+    index: dict[Key, list[dict[str, Any]]] = {}
+    if not templates:
+        return index
+    filters = {"badge_template_id": templates, "state": list(ACTIVE_STATES)}
+    for page in client.iter_high_volume_badge_pages(filters, badge_format="minimal"):
+        for badge in page.items:
+            email = str(badge.get("recipient_email") or "").strip().lower()
+            if email not in emails:
+                continue
+            template = badge.get("badge_template") or {}
+            index.setdefault(_key(template.get("id"), email), []).append(badge)
+    return index
+
+
+@dataclass
+class BulkIssueReport:
+    """Per-row outcomes of a bulk issue; every row has exactly one outcome among :data:`OUTCOMES`."""
+
+    total: int
+    outcomes: list[str] = field(default_factory=list)
+    badge_ids: list[str | None] = field(default_factory=list)
+    reasons: list[str | None] = field(default_factory=list)
+    throttled: int = 0
+    recovered: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.outcomes:
+            self.outcomes = ["skipped"] * self.total
+            self.badge_ids = [None] * self.total
+            self.reasons = ["not attempted: the job stopped before this row"] * self.total
+
+    def set(self, index: int, result: IssueResult) -> None:
+        """Record the result of row ``index``."""
+        self.outcomes[index] = result.outcome
+        self.badge_ids[index] = result.badge_id
+        self.reasons[index] = result.reason
+
+    def counts(self) -> dict[str, int]:
+        """``{outcome: rows}`` for every outcome."""
+        out = dict.fromkeys(OUTCOMES, 0)
+        for outcome in self.outcomes:
+            out[outcome] += 1
+        return out
+
+    def rows(self) -> Iterable[tuple[int, str, str | None, str | None]]:
+        """``(row_index, outcome, badge_id, reason)`` for every row."""
+        return zip(range(self.total), self.outcomes, self.badge_ids, self.reasons, strict=True)
+
+    def to_xcom(self, max_rows: int = 1000) -> dict[str, Any]:
+        """``{"issued", "already_existed", "failed", "skipped", "total", "rows": [[i, outcome, id_or_reason]],
+        "rows_truncated"}``; at most ``max_rows`` rows are listed, failed and skipped rows first.
+        """
+        listed = sorted(self.rows(), key=lambda r: (r[1] not in ("failed", "skipped"), r[0]))[:max_rows]
+        listed.sort(key=lambda r: r[0])
+        return {
+            **self.counts(),
+            "total": self.total,
+            "throttled": self.throttled,
+            "rows": [[i, outcome, badge_id or reason] for i, outcome, badge_id, reason in listed],
+            "rows_truncated": self.total > len(listed),
+        }
+
+
+def run_bulk_issue(
+    client: CredlyClient,
+    payloads: Sequence[Mapping[str, Any]],
+    *,
+    workers: int = 8,
+    max_failures: int = 0,
+    if_exists: IfExists = "return",
+    check_existing: bool = False,
+    max_requests_per_second: float | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[dict[str, int]], None] | None = None,
+    progress_every: float = 10.0,
+) -> BulkIssueReport:
+    """Issue every payload once; stops taking new rows once failures exceed ``max_failures``.
+
+    :param payloads: validated issue payloads (see :func:`validate_rows`).
+    :param workers: concurrent requests at most (lowered automatically while 429s are received).
+    :param check_existing: first read the existing badges of the involved templates (task retries).
+    :param max_requests_per_second: optional client-side pacing, to stay under a known rate limit.
+    :param stop: set it to stop taking new rows (e.g. from ``on_kill``).
+    :param progress: called with the running counts at most every ``progress_every`` seconds.
+    """
+    report = BulkIssueReport(len(payloads))
+    stop = stop or threading.Event()
+    limiter = AdaptiveLimiter(max(1, workers))
+    issuer = BadgeIssuer(
+        client, if_exists=if_exists, limiter=limiter, rate=RequestRate(max_requests_per_second)
+    )
+    todo = list(range(len(payloads)))
+    if check_existing and payloads:
+        existing = prefetch_existing(client, payloads)
+        todo = []
+        for i, payload in enumerate(payloads):
+            key = _key(payload["badge_template_id"], payload["recipient_email"])
+            match = next(
+                (b for b in existing.get(key, ()) if _matches(b, payload) and issuer.claim(str(b["id"]))),
+                None,
+            )
+            if match is None:
+                todo.append(i)
+            else:
+                report.set(i, issuer.existing_result(match))
+        log.info("%d of %d row(s) already have their badge", len(payloads) - len(todo), len(payloads))
+
+    failures = sum(1 for o in report.outcomes if o == "failed")
+    lock = threading.Lock()
+    last_progress = [time.monotonic()]
+
+    def work(n: int) -> None:
+        nonlocal failures
+        i = todo[n]
+        result = issuer.issue(payloads[i])
+        with lock:
+            report.set(i, result)
+            if result.outcome == "failed":
+                failures += 1
+                if failures > max_failures:
+                    stop.set()
+            if progress and time.monotonic() - last_progress[0] >= progress_every:
+                last_progress[0] = time.monotonic()
+                progress(report.counts())
+
+    with observe_throttling(client.http, limiter.on_throttled):
+        if failures <= max_failures:
+            run_pool(len(todo), work, workers=max(1, workers), stop=stop)
+    report.throttled = limiter.throttled
+    report.recovered = issuer.recovered
+    return report
