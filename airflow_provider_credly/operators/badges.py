@@ -1,0 +1,612 @@
+"""Operators that issue, replace, revoke and delete Credly badges.
+
+The work itself lives in :mod:`airflow_provider_credly.issuing` and :mod:`airflow_provider_credly.badge_actions`;
+these classes only turn Airflow arguments and context into calls and results.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_credly.badge_actions import (
+    ActionResult,
+    actions_xcom,
+    delete_badge,
+    replace_badge,
+    revoke_badge,
+    run_actions,
+)
+from airflow_provider_credly.client.payloads import PayloadError, build_issue_payload, build_replace_payload
+from airflow_provider_credly.hooks.credly import CredlyHook
+from airflow_provider_credly.issuing import BadgeIssuer, IfExists, run_bulk_issue, validate_rows
+from airflow_provider_credly.sql_rows import iter_query_rows, map_row, write_rows
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "CredlyBulkIssueBadgesOperator",
+    "CredlyDeleteBadgeOperator",
+    "CredlyIssueBadgeOperator",
+    "CredlyReplaceBadgeOperator",
+    "CredlyRevokeBadgeOperator",
+    "run_date",
+    "try_number",
+]
+
+REPORT_COLUMNS = (
+    ("dag_id", "VARCHAR(250)"),
+    ("run_id", "VARCHAR(250)"),
+    ("task_id", "VARCHAR(250)"),
+    ("try_number", "INTEGER"),
+    ("row_index", "INTEGER"),
+    ("outcome", "VARCHAR(20)"),
+    ("badge_id", "VARCHAR(64)"),
+    ("reason", "TEXT"),
+    ("badge_template_id", "VARCHAR(64)"),
+    ("recipient_email", "VARCHAR(320)"),
+    ("issuer_earner_id", "VARCHAR(250)"),
+    ("recorded_at", "TIMESTAMP"),
+)
+
+
+def run_date(context: Context | Mapping[str, Any]) -> datetime:
+    """The run's logical date; ``data_interval_end`` or now when it has none (manual runs in Airflow 3)."""
+    for key in ("logical_date", "data_interval_end"):
+        value = context.get(key)
+        if value is not None:
+            return cast(datetime, value)
+    return datetime.now(timezone.utc)
+
+
+def try_number(context: Context | Mapping[str, Any]) -> int:
+    """The task instance's try number (1 outside a task run)."""
+    ti = context.get("ti")
+    return int(getattr(ti, "try_number", None) or 1)
+
+
+def _as_list(value: Any, what: str) -> list[Any]:
+    """A templated list argument: a list, a JSON string of a list, or one scalar."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"{what} is not valid JSON: {exc}") from None
+        else:
+            return [text] if text else []
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, Sequence):
+        return list(value)
+    raise ValueError(f"{what} must be a list, got {type(value).__name__}")
+
+
+class _CredlyOperator(BaseOperator):
+    """Shared plumbing: the connection id and a lazily built hook."""
+
+    def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.credly_conn_id = credly_conn_id
+
+    @cached_property
+    def hook(self) -> CredlyHook:
+        """The Credly hook (built on first use, never in the constructor)."""
+        return CredlyHook(self.credly_conn_id, pool_size=max(16, int(getattr(self, "workers", 0) or 0)))
+
+
+class CredlyIssueBadgeOperator(_CredlyOperator):
+    """Issue one badge, exactly once across retries.
+
+    Every argument is templated. A duplicate-badge 422, or a badge found for the same template and
+    recipient email (and ``issuer_earner_id`` when given) after an attempt whose outcome is unknown or on a
+    task retry, resolves to that badge.
+
+    :param recipient_email: the earner's email.
+    :param issued_to_first_name: the earner's first name.
+    :param issued_to_last_name: the earner's last name.
+    :param badge_template_id: the badge template.
+    :param issued_at: issue time (datetime or string); default the run's logical date (or
+        ``data_interval_end``/now when the run has none).
+    :param expires_at: expiry (datetime/string), ``False`` for "never"; default the template's.
+    :param issuer_earner_id: your own id for the earner.
+    :param issued_to_middle_name: the earner's middle name.
+    :param locale: notification language (``en``, ``fr``...).
+    :param suppress_badge_notification_email: do not email the earner.
+    :param evidence: list of evidence objects.
+    :param extra_fields: any other documented field (``country_name``, ``state_or_province``,
+        ``issuer_earner_group``...).
+    :param if_exists: ``"return"`` (default) reports an existing badge; ``"fail"`` fails the task.
+    :param check_existing: look for an existing badge before issuing: ``None`` (default) on task retries
+        only, ``True`` always, ``False`` never.
+    :param credly_conn_id: the Credly connection.
+
+    XCom: ``{"outcome": "issued"|"already_existed", "id", "state", "url", "badge_template_id",
+    "recipient_email", "issuer_earner_id"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "recipient_email",
+        "issued_to_first_name",
+        "issued_to_last_name",
+        "badge_template_id",
+        "issued_at",
+        "expires_at",
+        "issuer_earner_id",
+        "issued_to_middle_name",
+        "locale",
+        "suppress_badge_notification_email",
+        "evidence",
+        "extra_fields",
+        "if_exists",
+        "credly_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        recipient_email: str,
+        issued_to_first_name: str,
+        issued_to_last_name: str,
+        badge_template_id: str,
+        issued_at: Any = None,
+        expires_at: Any = None,
+        issuer_earner_id: str | None = None,
+        issued_to_middle_name: str | None = None,
+        locale: str | None = None,
+        suppress_badge_notification_email: bool | None = None,
+        evidence: list[dict[str, Any]] | None = None,
+        extra_fields: dict[str, Any] | None = None,
+        if_exists: IfExists = "return",
+        check_existing: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.recipient_email = recipient_email
+        self.issued_to_first_name = issued_to_first_name
+        self.issued_to_last_name = issued_to_last_name
+        self.badge_template_id = badge_template_id
+        self.issued_at = issued_at
+        self.expires_at = expires_at
+        self.issuer_earner_id = issuer_earner_id
+        self.issued_to_middle_name = issued_to_middle_name
+        self.locale = locale
+        self.suppress_badge_notification_email = suppress_badge_notification_email
+        self.evidence = evidence
+        self.extra_fields = extra_fields
+        self.if_exists = if_exists
+        self.check_existing = check_existing
+
+    def build_payload(self, context: Context | Mapping[str, Any]) -> dict[str, Any]:
+        """The validated issue payload (``ValueError`` naming every problem)."""
+        fields = {
+            **(self.extra_fields or {}),
+            "recipient_email": self.recipient_email,
+            "issued_to_first_name": self.issued_to_first_name,
+            "issued_to_last_name": self.issued_to_last_name,
+            "badge_template_id": self.badge_template_id,
+            "issued_at": self.issued_at or run_date(context),
+            "expires_at": self.expires_at,
+            "issuer_earner_id": self.issuer_earner_id or None,
+            "issued_to_middle_name": self.issued_to_middle_name or None,
+            "locale": self.locale or None,
+            "suppress_badge_notification_email": self.suppress_badge_notification_email,
+            "evidence": self.evidence,
+        }
+        return build_issue_payload(fields)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        payload = self.build_payload(context)
+        issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists)
+        check = try_number(context) > 1 if self.check_existing is None else self.check_existing
+        result = issuer.issue(payload, check_existing=check)
+        if result.outcome == "failed":
+            raise AirflowException(f"badge for {payload['recipient_email']!r} not issued: {result.reason}")
+        self.log.info("Badge %s: %s", result.badge_id, result.outcome)
+        return {"outcome": result.outcome, **(result.badge or {})}
+
+
+class CredlyBulkIssueBadgesOperator(_CredlyOperator):
+    """Issue many badges, each exactly once, from a list of rows or a SQL query.
+
+    Every row is validated before the first call; all invalid rows are reported at once. Rows are issued by
+    ``workers`` threads sharing one HTTP session; concurrency halves when Credly answers 429 (the client
+    also waits for ``Retry-After``). On a task retry the badges of the involved templates are read first
+    (one pass) so rows issued by an earlier try are reported ``already_existed`` and not issued again.
+
+    :param rows: list of dicts of badge fields (literal, XCom or a JSON string).
+    :param sql: or a query whose rows are the badges (needs ``sql_conn_id``).
+    :param sql_conn_id: any common.sql connection (PostgreSQL, DuckDB, Snowflake...).
+    :param parameters: query parameters.
+    :param column_mapping: ``{badge field: column or row key}``; only mapped fields are used.
+    :param defaults: fields applied to every row unless the row sets them (e.g. ``badge_template_id``);
+        ``issued_at`` defaults to the run's logical date.
+    :param if_exists: ``"return"`` (existing badge = ``already_existed``) or ``"fail"`` (= ``failed``).
+    :param check_existing: read existing badges first: ``None`` (default) on task retries only.
+    :param workers: concurrent requests at most.
+    :param max_requests_per_second: optional client-side pacing under a known rate limit.
+    :param max_failures: the task fails when more rows fail; it stops taking new rows once exceeded.
+    :param report_conn_id: optional common.sql connection for the per-row report table.
+    :param report_table: the report table (created if missing; one row per input row and try).
+    :param max_xcom_rows: cap on the rows listed in XCom (failed rows first); the report table has all.
+    :param credly_conn_id: the Credly connection.
+
+    XCom: ``{"issued", "already_existed", "failed", "skipped", "total", "throttled",
+    "rows": [[row_index, outcome, badge_id_or_reason], ...], "rows_truncated"}``. When the task fails the
+    same value is pushed under the key ``report``.
+    """
+
+    template_fields: Sequence[str] = (
+        "rows",
+        "sql",
+        "sql_conn_id",
+        "parameters",
+        "column_mapping",
+        "defaults",
+        "if_exists",
+        "report_conn_id",
+        "report_table",
+        "credly_conn_id",
+    )
+    template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
+
+    def __init__(
+        self,
+        *,
+        rows: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        column_mapping: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        if_exists: IfExists = "return",
+        check_existing: bool | None = None,
+        workers: int = 8,
+        max_requests_per_second: float | None = None,
+        max_failures: int = 0,
+        report_conn_id: str | None = None,
+        report_table: str | None = None,
+        max_xcom_rows: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.column_mapping = column_mapping
+        self.defaults = defaults
+        self.if_exists = if_exists
+        self.check_existing = check_existing
+        self.workers = workers
+        self.max_requests_per_second = max_requests_per_second
+        self.max_failures = max_failures
+        self.report_conn_id = report_conn_id
+        self.report_table = report_table
+        self.max_xcom_rows = max_xcom_rows
+        self._stop = threading.Event()
+
+    def load_rows(self) -> list[dict[str, Any]]:
+        """The input rows as badge-field dicts (from ``rows`` or ``sql``)."""
+        if (self.rows is None) == (self.sql is None):
+            raise ValueError("give exactly one of rows or sql")
+        if self.sql is not None:
+            if not self.sql_conn_id:
+                raise ValueError("sql needs sql_conn_id")
+            return list(
+                iter_query_rows(
+                    self.sql_conn_id, self.sql, parameters=self.parameters, column_mapping=self.column_mapping
+                )
+            )
+        return [
+            map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
+            for r in _as_list(self.rows, "rows")
+        ]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.report_table and not self.report_conn_id:
+            raise ValueError("report_table needs report_conn_id")
+        payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
+        tries = try_number(context)
+        check = tries > 1 if self.check_existing is None else self.check_existing
+        self.log.info(
+            "Issuing %d badge(s) with %d worker(s) (check existing: %s)", len(payloads), self.workers, check
+        )
+        report = run_bulk_issue(
+            self.hook.client,
+            payloads,
+            workers=self.workers,
+            max_failures=self.max_failures,
+            if_exists=self.if_exists,
+            check_existing=check,
+            max_requests_per_second=self.max_requests_per_second,
+            stop=self._stop,
+            progress=lambda counts: self.log.info("Progress: %s", counts),
+        )
+        counts = report.counts()
+        self.log.info(
+            "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
+            counts,
+            report.throttled,
+            report.recovered,
+        )
+        for i, outcome, _, reason in report.rows():
+            if outcome == "failed":
+                self.log.warning("Row %d failed: %s", i, reason)
+        if self.report_table and self.report_conn_id:
+            self._write_report(context, report, payloads, tries)
+        xcom = report.to_xcom(self.max_xcom_rows)
+        not_done = counts["failed"] + counts["skipped"]
+        if counts["failed"] > self.max_failures or counts["skipped"]:
+            context["ti"].xcom_push(key="report", value=xcom)
+            raise AirflowException(
+                f"{not_done} of {report.total} badge(s) not issued ({counts['failed']} failed, "
+                f"{counts['skipped']} not attempted; max_failures={self.max_failures})"
+            )
+        return xcom
+
+    def _write_report(
+        self, context: Context, report: Any, payloads: list[dict[str, Any]], tries: int
+    ) -> None:
+        ti = context.get("ti")
+        dag_id = getattr(ti, "dag_id", None) or self.dag_id
+        run_id = getattr(ti, "run_id", None) or context.get("run_id")
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        rows = (
+            (
+                dag_id,
+                run_id,
+                self.task_id,
+                tries,
+                i,
+                outcome,
+                badge_id,
+                reason,
+                payloads[i]["badge_template_id"],
+                payloads[i]["recipient_email"],
+                payloads[i].get("issuer_earner_id"),
+                now,
+            )
+            for i, outcome, badge_id, reason in report.rows()
+        )
+        write_rows(str(self.report_conn_id), str(self.report_table), REPORT_COLUMNS, rows)
+        self.log.info("Per-row report written to %s", self.report_table)
+
+    def on_kill(self) -> None:
+        self._stop.set()
+
+
+class _BadgeActionOperator(_CredlyOperator):
+    """Shared by revoke and delete: ids from a list or a query, a few workers, a failure threshold."""
+
+    template_fields: Sequence[str] = (
+        "badge_ids",
+        "sql",
+        "sql_conn_id",
+        "parameters",
+        "follow_replacement",
+        "credly_conn_id",
+    )
+    template_fields_renderers = {"sql": "sql"}
+
+    def __init__(
+        self,
+        *,
+        badge_ids: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        follow_replacement: bool = False,
+        workers: int = 4,
+        max_failures: int = 0,
+        max_xcom_rows: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.badge_ids = badge_ids
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.follow_replacement = follow_replacement
+        self.workers = workers
+        self.max_failures = max_failures
+        self.max_xcom_rows = max_xcom_rows
+
+    def load_targets(self) -> list[dict[str, Any]]:
+        """``[{"badge_id": ..., maybe "reason": ...}]`` from ``badge_ids`` or the query's rows."""
+        if (self.badge_ids is None) == (self.sql is None):
+            raise ValueError("give exactly one of badge_ids or sql")
+        if self.sql is not None:
+            if not self.sql_conn_id:
+                raise ValueError("sql needs sql_conn_id")
+            raw: list[Any] = list(iter_query_rows(self.sql_conn_id, self.sql, parameters=self.parameters))
+        else:
+            raw = _as_list(self.badge_ids, "badge_ids")
+        targets, bad = [], []
+        for i, item in enumerate(raw):
+            target = dict(item) if isinstance(item, Mapping) else {"badge_id": item}
+            if not isinstance(target.get("badge_id"), str) or not target["badge_id"].strip():
+                bad.append(i)
+            else:
+                target["badge_id"] = target["badge_id"].strip()
+                targets.append(target)
+        if bad:
+            shown = ", ".join(str(i) for i in bad[:50])
+            raise ValueError(f"{len(bad)} item(s) have no badge_id (a non-empty string): rows {shown}")
+        return targets
+
+    def act(self, target: Mapping[str, Any]) -> ActionResult:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        targets = self.load_targets()
+        self.check(targets)
+        results = run_actions(
+            [t["badge_id"] for t in targets],
+            lambda i: self.act(targets[i]),
+            workers=self.workers,
+            max_failures=self.max_failures,
+        )
+        xcom = actions_xcom(results, self.max_xcom_rows)
+        self.log.info("Done: %s", xcom["counts"])
+        for r in results:
+            if not r.ok:
+                self.log.warning("Badge %s: %s", r.badge_id, r.detail)
+        if xcom["failed"] > self.max_failures:
+            context["ti"].xcom_push(key="report", value=xcom)
+            raise AirflowException(f"{xcom['failed']} of {len(results)} badge(s) failed: see the log")
+        return xcom
+
+    def check(self, targets: list[dict[str, Any]]) -> None:
+        """Validate inputs before any call."""
+
+
+class CredlyRevokeBadgeOperator(_BadgeActionOperator):
+    """Revoke one or many badges. Already revoked badges are done (``already_revoked``); a replaced badge
+    fails naming its current version unless ``follow_replacement=True`` (then the current version is
+    revoked).
+
+    :param badge_ids: one id, a list of ids, or dicts ``{"badge_id", "reason"}`` (templated; XCom works).
+    :param sql: or a query returning a ``badge_id`` column (and optionally ``reason``).
+    :param sql_conn_id: the query's common.sql connection.
+    :param parameters: query parameters.
+    :param reason: revocation reason (for rows without their own).
+    :param suppress_revoke_notification_email: do not email the earner.
+    :param follow_replacement: revoke the current version of a replaced badge.
+    :param workers: concurrent requests.
+    :param max_failures: the task fails when more badges fail.
+    :param credly_conn_id: the Credly connection.
+
+    XCom: ``{"counts": {"revoked": n, "already_revoked": n, "failed": n}, "failed", "total",
+    "results": [{"badge_id", "outcome", "acted_on", "new_badge_id", "detail"}], "results_truncated"}``.
+    """
+
+    template_fields: Sequence[str] = (*_BadgeActionOperator.template_fields, "reason")
+
+    def __init__(
+        self,
+        *,
+        reason: str | None = None,
+        suppress_revoke_notification_email: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+        self.suppress_revoke_notification_email = suppress_revoke_notification_email
+
+    def check(self, targets: list[dict[str, Any]]) -> None:
+        missing = [t["badge_id"] for t in targets if not str(t.get("reason") or self.reason or "").strip()]
+        if missing:
+            raise ValueError(
+                f"a revocation reason is required; none for {len(missing)} badge(s): {missing[:20]}"
+            )
+
+    def act(self, target: Mapping[str, Any]) -> ActionResult:
+        return revoke_badge(
+            self.hook.client,
+            target["badge_id"],
+            str(target.get("reason") or self.reason),
+            suppress_revoke_notification_email=self.suppress_revoke_notification_email,
+            follow_replacement=self.follow_replacement,
+        )
+
+
+class CredlyDeleteBadgeOperator(_BadgeActionOperator):
+    """Delete one or many badges for good. A badge not found (404) counts as already deleted; a replaced
+    badge fails naming its current version unless ``follow_replacement=True`` (then the current version,
+    and with it every previous version, is deleted).
+
+    :param badge_ids: one id or a list of ids (templated; XCom works).
+    :param sql: or a query returning a ``badge_id`` column.
+    :param sql_conn_id: the query's common.sql connection.
+    :param parameters: query parameters.
+    :param follow_replacement: delete the current version of a replaced badge.
+    :param workers: concurrent requests.
+    :param max_failures: the task fails when more badges fail.
+    :param credly_conn_id: the Credly connection.
+
+    XCom: as :class:`CredlyRevokeBadgeOperator`, outcomes ``deleted``, ``already_deleted``, ``failed``.
+    """
+
+    def act(self, target: Mapping[str, Any]) -> ActionResult:
+        return delete_badge(self.hook.client, target["badge_id"], follow_replacement=self.follow_replacement)
+
+
+class CredlyReplaceBadgeOperator(_CredlyOperator):
+    """Replace a badge with a new one (Credly creates the new badge and links the old one to it).
+
+    Retry-safe: a replace whose outcome is unknown is checked by sending it again (Credly answers "already
+    been replaced" if the first took effect), and on a task retry that answer is taken as the earlier try's
+    replacement. ``follow_replacement=True`` replaces the current version of an already replaced badge.
+
+    :param badge_id: the badge to replace.
+    :param badge_template_id: the new badge's template (required by Credly).
+    :param issued_at: the new badge's issue time; default the run's logical date.
+    :param fields: other documented replace fields (``recipient_email`` for pending badges,
+        ``issued_to_first_name``, ``expires_at``, ``notification_message``, ``evidence``...).
+    :param follow_replacement: replace the current version when the badge was already replaced.
+    :param credly_conn_id: the Credly connection.
+
+    XCom: ``{"badge_id", "outcome": "replaced"|"already_replaced", "acted_on", "new_badge_id"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "badge_id",
+        "badge_template_id",
+        "issued_at",
+        "fields",
+        "follow_replacement",
+        "credly_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        badge_id: str,
+        badge_template_id: str,
+        issued_at: Any = None,
+        fields: dict[str, Any] | None = None,
+        follow_replacement: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.badge_id = badge_id
+        self.badge_template_id = badge_template_id
+        self.issued_at = issued_at
+        self.fields = fields
+        self.follow_replacement = follow_replacement
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if not str(self.badge_id or "").strip():
+            raise ValueError("badge_id is required")
+        body = {
+            **(self.fields or {}),
+            "badge_template_id": self.badge_template_id,
+            "issued_at": self.issued_at or run_date(context),
+        }
+        try:
+            build_replace_payload(body)
+        except PayloadError as exc:
+            raise ValueError(str(exc)) from None
+        result = replace_badge(
+            self.hook.client,
+            str(self.badge_id).strip(),
+            body,
+            follow_replacement=self.follow_replacement,
+            retried=try_number(context) > 1,
+        )
+        if not result.ok:
+            raise AirflowException(f"badge {self.badge_id} not replaced: {result.detail}")
+        self.log.info("Badge %s: %s -> %s", result.badge_id, result.outcome, result.new_badge_id)
+        return result.as_dict()
