@@ -270,8 +270,11 @@ def execute_plan(
             result.done[action].append(ident)
 
     run_pool(len(tasks), work, workers=workers, stop=stop)
-    if len(result.failures) <= max_failures and not stop.is_set() and plan.invites:
-        _invite(client, plan, result)
+    if len(result.failures) <= max_failures and not stop.is_set():
+        failed = {ident for action, ident, _ in result.failures if action == "created"}
+        invites = [k for k in plan.invites if k not in failed]
+        if invites:
+            _invite(client, plan, invites, result)
     return result
 
 
@@ -310,9 +313,9 @@ def _deleter(client: CredlyClient, email: str) -> Callable[[], None]:
     return call
 
 
-def _invite(client: CredlyClient, plan: SyncPlan, result: SyncResult) -> None:
-    for start in range(0, len(plan.invites), INVITE_CHUNK):
-        chunk = plan.invites[start : start + INVITE_CHUNK]
+def _invite(client: CredlyClient, plan: SyncPlan, invites: list[str], result: SyncResult) -> None:
+    for start in range(0, len(invites), INVITE_CHUNK):
+        chunk = invites[start : start + INVITE_CHUNK]
         try:
             client.send_invitations(chunk, list_type=plan.key, statuses=plan.invite_states)
         except ApiError as exc:

@@ -1,0 +1,267 @@
+"""Unit tests of the exactly-once issuing logic (a fake client, no HTTP)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_credly.client.errors import ApiConnectionError, ServerError, ValidationError
+from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate, run_pool
+from airflow_provider_credly.issuing import (
+    BadgeIssuer,
+    BulkIssueReport,
+    InvalidRowsError,
+    IssueResult,
+    run_bulk_issue,
+    validate_rows,
+)
+
+TPL = "tpl-1"
+
+
+def row(i: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "recipient_email": f"user{i}@example.com",
+        "issued_to_first_name": "Ada",
+        "issued_to_last_name": "Lovelace",
+        "badge_template_id": TPL,
+        "issued_at": "2026-01-01T00:00:00Z",
+        **extra,
+    }
+
+
+class FakeHttp:
+    def __init__(self) -> None:
+        self.session = requests.Session()
+
+
+class FakeClient:
+    """Stores badges; ``plan`` decides per POST: "ok", "lost" (applied, 500 back), "error" (500, not applied),
+    "drop" (connection dropped, applied) or "dup422".
+    """
+
+    def __init__(self, plan: list[str] | None = None, existing: list[dict[str, Any]] | None = None) -> None:
+        self.http = FakeHttp()
+        self.badges: list[dict[str, Any]] = list(existing or [])
+        self.plan = list(plan or [])
+        self.posts = 0
+        self.lookups = 0
+        self.hv_calls = 0
+        self.lock = threading.Lock()
+
+    def _store(self, payload: dict[str, Any]) -> dict[str, Any]:
+        badge = {
+            "id": f"b{len(self.badges)}",
+            "state": "pending",
+            "recipient_email": payload["recipient_email"],
+            "issuer_earner_id": payload.get("issuer_earner_id"),
+            "badge_template": {"id": payload["badge_template_id"]},
+            "badge_url": "http://x/b",
+        }
+        self.badges.append(badge)
+        return badge
+
+    def issue_badge(self, **payload: Any) -> dict[str, Any]:
+        with self.lock:
+            self.posts += 1
+            step = self.plan.pop(0) if self.plan else "ok"
+            if step == "dup422":
+                raise ValidationError("Validation failed: User already has this badge", status=422)
+            if step == "error":
+                raise ServerError("boom", status=500)
+            badge = self._store(payload)
+            if step == "lost":
+                raise ServerError("boom", status=500)
+            if step == "drop":
+                raise ApiConnectionError("ConnectionError; not retried")
+            return badge
+
+    def iter_badges(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        with self.lock:
+            self.lookups += 1
+            return [
+                b
+                for b in self.badges
+                if b["badge_template"]["id"] == filters["badge_template_id"]
+                and b["recipient_email"] == filters["recipient_email"]
+            ]
+
+    def iter_high_volume_badge_pages(self, filters: dict[str, Any], badge_format: str) -> list[Page]:
+        self.hv_calls += 1
+        assert badge_format == "minimal"
+        items = [b for b in self.badges if b["badge_template"]["id"] in filters["badge_template_id"]]
+        return [Page(items[:2], "u1", "u2", {}), Page(items[2:], "u2", None, {})]
+
+
+def test_validate_rows_reports_every_invalid_row_at_once() -> None:
+    rows = [row(0), {"recipient_email": "nope"}, row(2, locale="xx"), "not a dict", row(4)]
+    with pytest.raises(InvalidRowsError) as info:
+        validate_rows(rows)
+    assert sorted(info.value.problems) == [1, 2, 3]
+    text = str(info.value)
+    assert "3 of 5 row(s) are invalid" in text
+    assert "row 1:" in text
+    assert "recipient_email" in text
+    assert "issued_to_first_name" in text
+    assert "row 2:" in text
+    assert "locale" in text
+
+
+def test_validate_rows_applies_defaults_under_row_values() -> None:
+    payloads = validate_rows(
+        [{k: v for k, v in row(0).items() if k != "issued_at"}, row(1, badge_template_id="other")],
+        {"issued_at": "2025-05-05T10:00:00+00:00", "badge_template_id": "dflt"},
+    )
+    assert payloads[0]["issued_at"] == "2025-05-05 10:00:00 +0000"
+    assert payloads[1]["badge_template_id"] == "other"
+
+
+def test_issue_ok() -> None:
+    client = FakeClient()
+    result = BadgeIssuer(client).issue(validate_rows([row(0)])[0])  # type: ignore[arg-type]
+    assert result.outcome == "issued"
+    assert result.badge_id == "b0"
+    assert client.lookups == 0
+
+
+@pytest.mark.parametrize("step", ["lost", "drop"])
+def test_unknown_outcome_that_took_effect_is_adopted_not_reissued(step: str) -> None:
+    client = FakeClient(plan=[step])
+    result = BadgeIssuer(client).issue(validate_rows([row(0)])[0])  # type: ignore[arg-type]
+    assert result.outcome == "issued"
+    assert result.badge_id == "b0"
+    assert client.posts == 1
+    assert len(client.badges) == 1
+
+
+def test_unknown_outcome_that_did_not_take_effect_is_reissued() -> None:
+    client = FakeClient(plan=["error", "error"])
+    result = BadgeIssuer(client).issue(validate_rows([row(0)])[0])  # type: ignore[arg-type]
+    assert result.outcome == "issued"
+    assert client.posts == 3
+    assert len(client.badges) == 1
+
+
+def test_unknown_outcome_every_time_fails_after_max_attempts() -> None:
+    client = FakeClient(plan=["error"] * 5)
+    result = BadgeIssuer(client, max_attempts=2).issue(validate_rows([row(0)])[0])  # type: ignore[arg-type]
+    assert result.outcome == "failed"
+    assert "2 attempt" in (result.reason or "")
+    assert not client.badges
+
+
+@pytest.mark.parametrize(("if_exists", "outcome"), [("return", "already_existed"), ("fail", "failed")])
+def test_duplicate_422_resolves_to_the_existing_badge(if_exists: str, outcome: str) -> None:
+    client = FakeClient(plan=["dup422"])
+    client._store(validate_rows([row(0)])[0])
+    result = BadgeIssuer(client, if_exists=if_exists).issue(validate_rows([row(0)])[0])  # type: ignore[arg-type]
+    assert result.outcome == outcome
+    assert result.badge_id == "b0"
+
+
+def test_422_without_an_existing_badge_fails_with_the_message() -> None:
+    client = FakeClient(plan=["dup422"])
+    result = BadgeIssuer(client).issue(validate_rows([row(0)])[0])  # type: ignore[arg-type]
+    assert result.outcome == "failed"
+    assert "already has this badge" in (result.reason or "")
+
+
+def test_revoked_badges_and_other_earner_ids_do_not_count_as_existing() -> None:
+    client = FakeClient()
+    payload = validate_rows([row(0, issuer_earner_id="E1")])[0]
+    client._store(payload)["state"] = "revoked"
+    client._store({**payload, "issuer_earner_id": "E2"})
+    result = BadgeIssuer(client).issue(payload, check_existing=True)  # type: ignore[arg-type]
+    assert result.outcome == "issued"
+    assert result.badge_id == "b2"
+
+
+def test_bulk_retry_prefetches_once_and_skips_issued_rows() -> None:
+    client = FakeClient()
+    payloads = validate_rows([row(i) for i in range(5)])
+    for p in payloads[:3]:
+        client._store(p)
+    report = run_bulk_issue(client, payloads, workers=2, check_existing=True)  # type: ignore[arg-type]
+    assert report.counts() == {"issued": 2, "already_existed": 3, "failed": 0, "skipped": 0}
+    assert client.hv_calls == 1
+    assert client.posts == 2
+    assert client.lookups == 0
+    assert report.badge_ids[:3] == ["b0", "b1", "b2"]
+
+
+def test_bulk_duplicate_rows_on_a_duplicates_allowed_template_each_get_one_badge() -> None:
+    client = FakeClient()
+    payloads = validate_rows([row(0), row(0)])
+    client._store(payloads[0])
+    report = run_bulk_issue(client, payloads, workers=1, check_existing=True)  # type: ignore[arg-type]
+    assert report.outcomes == ["already_existed", "issued"]
+    assert len(client.badges) == 2
+
+
+def test_bulk_stops_cleanly_and_accounts_for_every_row() -> None:
+    client = FakeClient(plan=["dup422"] * 3)
+    payloads = validate_rows([row(i) for i in range(20)])
+    report = run_bulk_issue(client, payloads, workers=1, max_failures=1)  # type: ignore[arg-type]
+    counts = report.counts()
+    assert counts["failed"] == 2
+    assert counts["skipped"] == 18
+    assert sum(counts.values()) == 20
+    xcom = report.to_xcom(max_rows=5)
+    assert xcom["failed"] == 2
+    assert xcom["total"] == 20
+    assert xcom["rows_truncated"] is True
+    assert [r[1] for r in xcom["rows"]].count("failed") == 2
+    assert len(xcom["rows"]) == 5
+
+
+def test_report_xcom_shape() -> None:
+    report = BulkIssueReport(3)
+    report.set(0, IssueResult("issued", {"id": "b0"}))
+    report.set(1, IssueResult("already_existed", {"id": "b1"}))
+    report.set(2, IssueResult("failed", None, "rejected"))
+    xcom = report.to_xcom()
+    assert xcom["rows"] == [[0, "issued", "b0"], [1, "already_existed", "b1"], [2, "failed", "rejected"]]
+    assert (xcom["issued"], xcom["already_existed"], xcom["failed"], xcom["skipped"]) == (1, 1, 1, 0)
+    assert xcom["rows_truncated"] is False
+
+
+def test_adaptive_limiter_halves_on_429_and_recovers() -> None:
+    now = [0.0]
+    limiter = AdaptiveLimiter(8, increase_after=2, cooldown=1.0, clock=lambda: now[0])
+    limiter.on_throttled()
+    limiter.on_throttled()  # same burst: counted once
+    assert limiter.limit == 4
+    assert limiter.throttled == 2
+    now[0] = 2.0
+    limiter.on_throttled()
+    assert limiter.limit == 2
+    for _ in range(4):
+        with limiter.slot():
+            pass
+    assert limiter.limit == 4
+
+
+def test_request_rate_spaces_calls() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    rate = RequestRate(10, clock=lambda: now[0], sleep=slept.append)
+    for _ in range(3):
+        rate.wait()
+    assert slept == pytest.approx([0.1, 0.2])
+
+
+def test_run_pool_reraises_unexpected_errors_and_stops() -> None:
+    seen: list[int] = []
+
+    def work(i: int) -> None:
+        seen.append(i)
+        if i == 2:
+            raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        run_pool(100, work, workers=1, stop=threading.Event())
+    assert seen == [0, 1, 2]
