@@ -361,7 +361,7 @@ def _iso(value: Any, what: str) -> str:
 
 def build_assertion_payload(
     *,
-    recipient_identity: str,
+    recipient_identity: str = "",
     recipient_type: str = "email",
     hashed: bool = True,
     badgeclass: str | None = None,
@@ -665,16 +665,19 @@ class CanvasCredentialsClient:
         ):
             yield from page.items
 
-    def issue_assertion(self, scope: AssertionScope, entity_id: str, **fields: Any) -> dict[str, Any]:
+    def issue_assertion(
+        self, scope: AssertionScope, entity_id: str, *, retry_unknown: bool | None = None, **fields: Any
+    ) -> dict[str, Any]:
         """``POST /v2/{scope}/{id}/assertions``; ``fields`` as :func:`build_assertion_payload`.
 
-        With ``allow_duplicate_awards=False`` the server refuses a second award, so the request is
-        retried on an unknown outcome (a retry that finds the first award fails with a duplicate-award
-        :class:`ValidationError`, see :func:`is_duplicate_award_error`); otherwise it is sent once.
+        :param retry_unknown: let the HTTP core repeat the POST after a 5xx or a lost answer. Default:
+            only with ``allow_duplicate_awards=False``, where the server refuses a second award (a repeat
+            that finds the first award fails with a duplicate-award :class:`ValidationError`, see
+            :func:`is_duplicate_award_error`); otherwise the request is sent once.
         """
         path = self._assertions_path(scope, entity_id)
         body = build_assertion_payload(require_badgeclass=scope == "issuers", **fields)
-        safe = body.get("allowDuplicateAwards") is False
+        safe = body.get("allowDuplicateAwards") is False if retry_unknown is None else retry_unknown
         return _one(self.http.request("POST", path, json_body=body, idempotent=safe))
 
     def get_assertion(self, entity_id: str) -> dict[str, Any]:

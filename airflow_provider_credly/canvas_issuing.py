@@ -1,0 +1,375 @@
+"""Exactly-once Canvas Credentials awards (one and bulk) and revocations. Pure Python: no Airflow import.
+
+The rule is the Credly issuers' (:mod:`airflow_provider_credly.issuing`), with the server's help: every
+award is sent with ``allowDuplicateAwards: false``, so the HTTP core may repeat a POST whose outcome is
+unknown, and a "previous award exists" 400 (from such a repeat, or from an earlier task try) resolves to
+the recipient's existing assertion of the badge class. The per-row bookkeeping (:class:`IssueResult`,
+:class:`BulkIssueReport`, :class:`InvalidRowsError`), the worker pool, the adaptive concurrency limit and
+the revoke runner (:func:`run_actions`) are the Credly ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_credly.badge_actions import ActionResult, run_actions
+from airflow_provider_credly.client.canvas import (
+    CanvasCredentialsClient,
+    build_assertion_payload,
+    is_duplicate_award_error,
+)
+from airflow_provider_credly.client.errors import (
+    ApiConnectionError,
+    ApiError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+from airflow_provider_credly.client.payloads import PayloadError
+from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate, observe_throttling, run_pool
+from airflow_provider_credly.issuing import BulkIssueReport, IfExists, InvalidRowsError, IssueResult
+
+__all__ = [
+    "ASSERTION_FIELDS",
+    "CanvasAssertionIssuer",
+    "assertion_summary",
+    "revoke_assertions",
+    "run_bulk_award",
+    "validate_assertion_rows",
+]
+
+log = logging.getLogger(__name__)
+
+ASSERTION_FIELDS = frozenset(
+    {
+        "badgeclass",
+        "recipient_identity",
+        "recipient_type",
+        "hashed",
+        "issued_on",
+        "expires",
+        "narrative",
+        "evidence",
+        "extensions",
+        "ob3_award_properties",
+    }
+)
+"""Row keys accepted for an award (``recipient_email``/``email`` are aliases of ``recipient_identity``)."""
+_ALIASES = {
+    "recipient_email": "recipient_identity",
+    "email": "recipient_identity",
+    "badge_class_id": "badgeclass",
+}
+_ALREADY_REVOKED = re.compile(r"already\s+(been\s+)?revoked", re.I)
+
+
+def assertion_summary(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The small, JSON-safe view of an assertion pushed to XCom."""
+    raw = item.get("recipient")
+    recipient: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    return {
+        "id": item.get("entityId"),
+        "open_badge_id": item.get("openBadgeId"),
+        "badgeclass": item.get("badgeclass"),
+        "issuer": item.get("issuer"),
+        "recipient": recipient.get("plaintextIdentity") or recipient.get("identity"),
+        "issued_on": item.get("issuedOn"),
+        "revoked": bool(item.get("revoked")),
+    }
+
+
+def _created_at(item: Mapping[str, Any]) -> float | None:
+    try:
+        text = str(item.get("createdAt") or "").replace("Z", "+00:00")
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def validate_assertion_rows(
+    rows: Iterable[Any], defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Award fields for every row (row values win over ``defaults``), checked with
+    :func:`build_assertion_payload`; raises :class:`InvalidRowsError` naming every invalid row.
+    """
+    out: list[dict[str, Any]] = []
+    problems: dict[int, list[str]] = {}
+    base = {_ALIASES.get(k, k): v for k, v in (defaults or {}).items() if v is not None}
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            problems[i] = [f"expected a mapping of assertion fields, got {type(row).__name__}"]
+            continue
+        fields: dict[str, Any] = dict(base)
+        fields.update({_ALIASES.get(str(k), str(k)): v for k, v in row.items() if v is not None})
+        row_problems = [f"unknown field {k!r}" for k in sorted(set(fields) - ASSERTION_FIELDS)]
+        if not fields.get("badgeclass"):
+            row_problems.append("badgeclass is required (in the row or as the operator's badge class)")
+        try:
+            known: dict[str, Any] = {k: v for k, v in fields.items() if k in ASSERTION_FIELDS}
+            build_assertion_payload(**known)
+        except PayloadError as exc:
+            row_problems.extend(exc.problems)
+        if row_problems:
+            problems[i] = row_problems
+        else:
+            fields["badgeclass"] = str(fields["badgeclass"]).strip()
+            fields["recipient_identity"] = str(fields["recipient_identity"]).strip()
+            out.append(fields)
+    if problems:
+        raise InvalidRowsError(problems, len(out) + len(problems))
+    return out
+
+
+class CanvasAssertionIssuer:
+    """Awards badge classes exactly once through one (thread-safe) :class:`CanvasCredentialsClient`.
+
+    :param client: the API client (shared by all workers).
+    :param if_exists: ``"return"`` reports an award that already existed as ``already_existed``,
+        ``"fail"`` as ``failed``.
+    :param allow_duplicate_awards: ``False`` (default): the server refuses a second unrevoked award.
+        ``True`` awards again even when the recipient holds the badge; an attempt with an unknown outcome
+        is then checked by listing the recipient's assertions before it is repeated.
+    :param max_attempts: attempts per row while answers are 5xx or lost (each repeat is refused by the
+        server if an earlier one took effect, so repeating is safe).
+    :param recent_seconds: with ``allow_duplicate_awards``, an assertion created this long before the row's
+        first attempt (or later) counts as this row's when it turns up after an unknown outcome.
+    """
+
+    def __init__(
+        self,
+        client: CanvasCredentialsClient,
+        *,
+        if_exists: IfExists = "return",
+        allow_duplicate_awards: bool = False,
+        max_attempts: int = 8,
+        recent_seconds: float = 120.0,
+        limiter: AdaptiveLimiter | None = None,
+        rate: RequestRate | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if if_exists not in ("return", "fail"):
+            raise ValueError(f"if_exists must be 'return' or 'fail', got {if_exists!r}")
+        self.client = client
+        self.if_exists = if_exists
+        self.allow_duplicate_awards = allow_duplicate_awards
+        self.max_attempts = max(1, max_attempts)
+        self.recent_seconds = recent_seconds
+        self.limiter = limiter
+        self.rate = rate
+        self._sleep = sleep
+        self._clock = clock
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+        self.recovered = 0
+
+    def claim(self, entity_id: str) -> bool:
+        """Attribute an assertion to one row; ``False`` when another row already has it."""
+        with self._lock:
+            if entity_id in self._claimed:
+                return False
+            self._claimed.add(entity_id)
+            return True
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        if self.rate:
+            self.rate.wait()
+        if self.limiter is None:
+            return fn()
+        with self.limiter.slot():
+            return fn()
+
+    def _existing(self, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call(
+            lambda: [
+                a
+                for a in self.client.iter_assertions(
+                    "badgeclasses",
+                    fields["badgeclass"],
+                    recipient=fields["recipient_identity"],
+                    include_expired=True,
+                )
+                if not a.get("revoked")
+            ]
+        )
+        return sorted(found, key=lambda a: str(a.get("createdAt") or ""), reverse=True)
+
+    def _recent_unclaimed(self, fields: Mapping[str, Any], started: float) -> dict[str, Any] | None:
+        for item in self._existing(fields):
+            created = _created_at(item)
+            if (
+                created is not None
+                and created >= started - self.recent_seconds
+                and self.claim(str(item["entityId"]))
+            ):
+                return item
+        return None
+
+    def existing_result(self, item: Mapping[str, Any]) -> IssueResult:
+        """The result for an award that already existed, according to ``if_exists``."""
+        summary = assertion_summary(item)
+        if self.if_exists == "fail":
+            return IssueResult("failed", summary, f"an assertion already exists: {summary['id']}")
+        return IssueResult("already_existed", summary)
+
+    def _recovered(self, item: Mapping[str, Any], why: str) -> IssueResult:
+        with self._lock:
+            self.recovered += 1
+        log.info("assertion %s found after %s", item.get("entityId"), why)
+        return IssueResult("issued", assertion_summary(item))
+
+    def issue(self, fields: Mapping[str, Any], *, check_existing: bool = False) -> IssueResult:
+        """Award one validated row (see :func:`validate_assertion_rows`) exactly once.
+
+        :param check_existing: first look for an unrevoked award of the badge class to the recipient
+            (useful on task retries when duplicates are allowed; with duplicates refused the server does it).
+        """
+        try:
+            if check_existing:
+                for item in self._existing(fields):
+                    if self.claim(str(item["entityId"])):
+                        return self.existing_result(item)
+            return self._issue(fields)
+        except ApiError as exc:  # a look-up failed after its own retries
+            return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}")
+
+    def _issue(self, fields: Mapping[str, Any]) -> IssueResult:
+        started = self._clock()
+        body = {k: v for k, v in fields.items() if k != "badgeclass"}
+        last: ApiError | None = None
+        uncertain = False  # an earlier attempt of this row may have taken effect
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
+            if attempt > 1:
+                self._sleep(self.client.http.retry.backoff(attempt - 1))
+            try:
+                item = self._call(
+                    lambda: self.client.issue_assertion(
+                        "badgeclasses",
+                        fields["badgeclass"],
+                        allow_duplicate_awards=self.allow_duplicate_awards,
+                        retry_unknown=False,
+                        **body,
+                    )
+                )
+            except ValidationError as exc:
+                if not is_duplicate_award_error(exc):
+                    return IssueResult("failed", None, f"rejected ({exc.status}): {'; '.join(exc.messages)}")
+                return self._resolve_duplicate(fields, uncertain)
+            except RateLimitError as exc:  # not applied; the core already waited as long as allowed
+                last = exc
+                self._sleep(exc.retry_after or 1.0)
+                continue
+            except (ServerError, ApiConnectionError) as exc:  # the POST may or may not have taken effect
+                last, uncertain = exc, True
+                if self.allow_duplicate_awards:  # the server will not refuse a repeat: look first
+                    found = self._recent_unclaimed(fields, started)
+                    if found:
+                        return self._recovered(found, f"an unknown outcome ({exc})")
+                continue
+            except ApiError as exc:
+                return IssueResult("failed", None, str(exc))
+            if item.get("entityId"):
+                self.claim(str(item["entityId"]))
+            return IssueResult("issued", assertion_summary(item))
+        return IssueResult("failed", None, f"not issued after {attempt} attempt(s): {last}")
+
+    def _resolve_duplicate(self, fields: Mapping[str, Any], uncertain: bool) -> IssueResult:
+        """The server refused a second award: the recipient's newest unclaimed unrevoked assertion is
+        this row's (``issued`` when an earlier attempt of the row may have created it)."""
+        existing = self._existing(fields)
+        if not existing:
+            return IssueResult("failed", None, "duplicate award reported but no unrevoked assertion found")
+        chosen = next((c for c in existing if self.claim(str(c["entityId"]))), None)
+        if chosen is not None and uncertain:
+            return self._recovered(chosen, "a duplicate-award refusal of a repeated request")
+        return self.existing_result(chosen or existing[0])
+
+
+def run_bulk_award(
+    client: CanvasCredentialsClient,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    workers: int = 8,
+    max_failures: int = 0,
+    if_exists: IfExists = "return",
+    allow_duplicate_awards: bool = False,
+    check_existing: bool = False,
+    max_requests_per_second: float | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[dict[str, int]], None] | None = None,
+    progress_every: float = 10.0,
+) -> BulkIssueReport:
+    """Award every validated row once; stops taking new rows once failures exceed ``max_failures``."""
+    report = BulkIssueReport(len(rows))
+    stop = stop or threading.Event()
+    limiter = AdaptiveLimiter(max(1, workers))
+    issuer = CanvasAssertionIssuer(
+        client,
+        if_exists=if_exists,
+        allow_duplicate_awards=allow_duplicate_awards,
+        limiter=limiter,
+        rate=RequestRate(max_requests_per_second),
+    )
+    failures = 0
+    lock = threading.Lock()
+    last_progress = [time.monotonic()]
+
+    def work(i: int) -> None:
+        nonlocal failures
+        result = issuer.issue(rows[i], check_existing=check_existing)
+        with lock:
+            report.set(i, result)
+            if result.outcome == "failed":
+                failures += 1
+                if failures > max_failures:
+                    stop.set()
+            if progress and time.monotonic() - last_progress[0] >= progress_every:
+                last_progress[0] = time.monotonic()
+                progress(report.counts())
+
+    with observe_throttling(client.http, limiter.on_throttled):
+        run_pool(len(rows), work, workers=max(1, workers), stop=stop)
+    report.throttled = limiter.throttled
+    report.recovered = issuer.recovered
+    return report
+
+
+def _revoke_one(client: CanvasCredentialsClient, entity_id: str, reason: str | None) -> ActionResult:
+    try:
+        client.revoke_assertion(entity_id, reason)
+        return ActionResult(entity_id, "revoked", entity_id)
+    except ValidationError as exc:
+        if any(_ALREADY_REVOKED.search(m) for m in exc.messages):
+            return ActionResult(entity_id, "already_revoked", entity_id)
+        return ActionResult(
+            entity_id, "failed", None, None, f"rejected ({exc.status}): {'; '.join(exc.messages)}"
+        )
+    except ApiError as exc:
+        return ActionResult(entity_id, "failed", None, None, str(exc))
+
+
+def revoke_assertions(
+    client: CanvasCredentialsClient,
+    entity_ids: Sequence[str],
+    reason: str | None = None,
+    *,
+    workers: int = 4,
+    max_failures: int = 0,
+) -> list[ActionResult]:
+    """Revoke assertions (``DELETE /v2/assertions/{id}``); an already revoked one is ``already_revoked``
+    (so a retried revoke whose first response was lost still succeeds)."""
+    return run_actions(
+        entity_ids,
+        lambda i: _revoke_one(client, entity_ids[i], reason),
+        workers=workers,
+        max_failures=max_failures,
+    )

@@ -1,0 +1,328 @@
+"""Operators that award and revoke Canvas Credentials (Badgr) assertions.
+
+The work lives in :mod:`airflow_provider_credly.canvas_issuing`; these classes turn Airflow arguments and
+context into calls and small XCom results.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_credly.badge_actions import actions_xcom
+from airflow_provider_credly.canvas_issuing import (
+    CanvasAssertionIssuer,
+    revoke_assertions,
+    run_bulk_award,
+    validate_assertion_rows,
+)
+from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
+from airflow_provider_credly.issuing import IfExists
+from airflow_provider_credly.operators.badges import _as_list, run_date, try_number
+from airflow_provider_credly.sql_rows import iter_query_rows, map_row
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "CanvasCredentialsBulkIssueAssertionsOperator",
+    "CanvasCredentialsIssueAssertionOperator",
+    "CanvasCredentialsRevokeAssertionsOperator",
+]
+
+
+class _CanvasOperator(BaseOperator):
+    """Shared plumbing: the connection id and a lazily built hook."""
+
+    def __init__(
+        self, *, canvas_credentials_conn_id: str = CanvasCredentialsHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.canvas_credentials_conn_id = canvas_credentials_conn_id
+
+    @cached_property
+    def hook(self) -> CanvasCredentialsHook:
+        """The Canvas Credentials hook (built on first use, never in the constructor)."""
+        workers = int(getattr(self, "workers", 0) or 0)
+        return CanvasCredentialsHook(self.canvas_credentials_conn_id, pool_size=max(16, workers))
+
+
+class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
+    """Award a badge class to one recipient, exactly once across retries.
+
+    The award is sent with ``allowDuplicateAwards: false`` (unless ``allow_duplicate_awards``), so a
+    repeated request cannot award twice; a "previous award exists" refusal resolves to the recipient's
+    existing assertion. Every argument is templated.
+
+    :param badge_class_id: the badge class entityId.
+    :param recipient_identity: the recipient's e-mail (or other identifier, see ``recipient_type``).
+    :param recipient_type: ``email`` (default), ``openBadgeId``, ``telephone`` or ``url``.
+    :param hashed: hash the recipient identity in the assertion (default ``True``).
+    :param issued_on: award time (datetime or ISO string); default the run's logical date.
+    :param expires: expiry (datetime or ISO string).
+    :param narrative: Markdown narrative.
+    :param evidence: list of evidence objects (``url``, ``narrative``...).
+    :param extensions: Open Badges extensions.
+    :param if_exists: ``"return"`` (default) reports an existing award; ``"fail"`` fails the task.
+    :param allow_duplicate_awards: award again even when the recipient holds the badge (an attempt with an
+        unknown outcome is then checked by listing before it is repeated; on task retries too).
+    :param canvas_credentials_conn_id: the Canvas Credentials connection.
+
+    XCom: ``{"outcome": "issued"|"already_existed", "id", "open_badge_id", "badgeclass", "issuer",
+    "recipient", "issued_on", "revoked"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "badge_class_id",
+        "recipient_identity",
+        "recipient_type",
+        "issued_on",
+        "expires",
+        "narrative",
+        "evidence",
+        "extensions",
+        "if_exists",
+        "canvas_credentials_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        badge_class_id: str,
+        recipient_identity: str,
+        recipient_type: str = "email",
+        hashed: bool = True,
+        issued_on: Any = None,
+        expires: Any = None,
+        narrative: str | None = None,
+        evidence: list[dict[str, Any]] | None = None,
+        extensions: dict[str, Any] | None = None,
+        if_exists: IfExists = "return",
+        allow_duplicate_awards: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.badge_class_id = badge_class_id
+        self.recipient_identity = recipient_identity
+        self.recipient_type = recipient_type
+        self.hashed = hashed
+        self.issued_on = issued_on
+        self.expires = expires
+        self.narrative = narrative
+        self.evidence = evidence
+        self.extensions = extensions
+        self.if_exists = if_exists
+        self.allow_duplicate_awards = allow_duplicate_awards
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        row = {
+            "badgeclass": self.badge_class_id,
+            "recipient_identity": self.recipient_identity,
+            "recipient_type": self.recipient_type,
+            "hashed": self.hashed,
+            "issued_on": self.issued_on or run_date(context),
+            "expires": self.expires or None,
+            "narrative": self.narrative or None,
+            "evidence": self.evidence or None,
+            "extensions": self.extensions or None,
+        }
+        (fields,) = validate_assertion_rows([row])
+        issuer = CanvasAssertionIssuer(
+            self.hook.client, if_exists=self.if_exists, allow_duplicate_awards=self.allow_duplicate_awards
+        )
+        check = self.allow_duplicate_awards and try_number(context) > 1
+        result = issuer.issue(fields, check_existing=check)
+        if result.outcome == "failed":
+            raise AirflowException(f"assertion of {self.badge_class_id!r} not issued: {result.reason}")
+        self.log.info("Assertion %s: %s", result.badge_id, result.outcome)
+        return {"outcome": result.outcome, **(result.badge or {})}
+
+
+class CanvasCredentialsBulkIssueAssertionsOperator(_CanvasOperator):
+    """Award badge classes to many recipients, each exactly once, from a list of rows or a SQL query.
+
+    Every row is validated before the first call; all invalid rows are reported at once. Rows are sent by
+    ``workers`` threads sharing one HTTP session and one OAuth token; concurrency halves on 429.
+
+    :param rows: list of dicts (``recipient_identity`` or ``recipient_email``, and optionally
+        ``badgeclass``, ``issued_on``, ``expires``, ``narrative``, ``evidence``, ``extensions``,
+        ``recipient_type``, ``hashed``); literal, XCom or JSON string.
+    :param sql: or a query whose rows are the awards (needs ``sql_conn_id``).
+    :param sql_conn_id: any common.sql connection.
+    :param parameters: query parameters.
+    :param column_mapping: ``{field: column or row key}``; only mapped fields are used.
+    :param badge_class_id: the badge class of rows that name none.
+    :param defaults: fields applied to every row unless the row sets them; ``issued_on`` defaults to the
+        run's logical date.
+    :param if_exists: ``"return"`` (existing award = ``already_existed``) or ``"fail"`` (= ``failed``).
+    :param allow_duplicate_awards: award again to recipients who hold the badge (then, on task retries,
+        existing awards are looked up first).
+    :param workers: concurrent requests at most.
+    :param max_requests_per_second: optional client-side pacing.
+    :param max_failures: the task fails when more rows fail; it stops taking new rows once exceeded.
+    :param max_xcom_rows: cap on the rows listed in XCom (failed rows first).
+    :param canvas_credentials_conn_id: the Canvas Credentials connection.
+
+    XCom: ``{"issued", "already_existed", "failed", "skipped", "total", "throttled",
+    "rows": [[row_index, outcome, assertion_id_or_reason], ...], "rows_truncated"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "rows",
+        "sql",
+        "sql_conn_id",
+        "parameters",
+        "column_mapping",
+        "badge_class_id",
+        "defaults",
+        "if_exists",
+        "canvas_credentials_conn_id",
+    )
+    template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
+
+    def __init__(
+        self,
+        *,
+        rows: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        column_mapping: Mapping[str, str] | None = None,
+        badge_class_id: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        if_exists: IfExists = "return",
+        allow_duplicate_awards: bool = False,
+        workers: int = 8,
+        max_requests_per_second: float | None = None,
+        max_failures: int = 0,
+        max_xcom_rows: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.column_mapping = column_mapping
+        self.badge_class_id = badge_class_id
+        self.defaults = defaults
+        self.if_exists = if_exists
+        self.allow_duplicate_awards = allow_duplicate_awards
+        self.workers = workers
+        self.max_requests_per_second = max_requests_per_second
+        self.max_failures = max_failures
+        self.max_xcom_rows = max_xcom_rows
+        self._stop = threading.Event()
+
+    def load_rows(self) -> list[Any]:
+        """The input rows (from ``rows`` or ``sql``)."""
+        if (self.rows is None) == (self.sql is None):
+            raise ValueError("give exactly one of rows or sql")
+        if self.sql is not None:
+            if not self.sql_conn_id:
+                raise ValueError("sql needs sql_conn_id")
+            return list(
+                iter_query_rows(
+                    self.sql_conn_id, self.sql, parameters=self.parameters, column_mapping=self.column_mapping
+                )
+            )
+        return [
+            map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
+            for r in _as_list(self.rows, "rows")
+        ]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        defaults = {
+            "issued_on": run_date(context),
+            "badgeclass": self.badge_class_id,
+            **(self.defaults or {}),
+        }
+        rows = validate_assertion_rows(self.load_rows(), defaults)
+        check = self.allow_duplicate_awards and try_number(context) > 1
+        self.log.info("Awarding %d assertion(s) with %d worker(s)", len(rows), self.workers)
+        report = run_bulk_award(
+            self.hook.client,
+            rows,
+            workers=self.workers,
+            max_failures=self.max_failures,
+            if_exists=self.if_exists,
+            allow_duplicate_awards=self.allow_duplicate_awards,
+            check_existing=check,
+            max_requests_per_second=self.max_requests_per_second,
+            stop=self._stop,
+            progress=lambda counts: self.log.info("Progress: %s", counts),
+        )
+        counts = report.counts()
+        self.log.info(
+            "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
+            counts,
+            report.throttled,
+            report.recovered,
+        )
+        for i, outcome, _, reason in report.rows():
+            if outcome == "failed":
+                self.log.warning("Row %d failed: %s", i, reason)
+        xcom = report.to_xcom(self.max_xcom_rows)
+        if counts["failed"] > self.max_failures or counts["skipped"]:
+            context["ti"].xcom_push(key="report", value=xcom)
+            raise AirflowException(
+                f"{counts['failed'] + counts['skipped']} of {report.total} assertion(s) not issued "
+                f"({counts['failed']} failed, {counts['skipped']} not attempted; max_failures={self.max_failures})"
+            )
+        return xcom
+
+    def on_kill(self) -> None:
+        self._stop.set()
+
+
+class CanvasCredentialsRevokeAssertionsOperator(_CanvasOperator):
+    """Revoke assertions (``DELETE /v2/assertions/{id}`` with ``revocation_reason``).
+
+    An assertion that is already revoked counts as done, so a retried task succeeds.
+
+    :param assertion_ids: entityIds (list, JSON string, XCom or one id).
+    :param reason: the revocation reason shown to verifiers.
+    :param workers: concurrent requests.
+    :param max_failures: the task fails when more ids fail.
+    :param canvas_credentials_conn_id: the Canvas Credentials connection.
+
+    XCom: ``{"counts": {outcome: n}, "failed", "total", "results": [...], "results_truncated"}``.
+    """
+
+    template_fields: Sequence[str] = ("assertion_ids", "reason", "canvas_credentials_conn_id")
+
+    def __init__(
+        self,
+        *,
+        assertion_ids: Any,
+        reason: str | None = None,
+        workers: int = 4,
+        max_failures: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.assertion_ids = assertion_ids
+        self.reason = reason
+        self.workers = workers
+        self.max_failures = max_failures
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ids = [str(i).strip() for i in _as_list(self.assertion_ids, "assertion_ids")]
+        bad = [n for n, i in enumerate(ids) if not i]
+        if bad:
+            raise ValueError(f"assertion_ids has empty id(s) at position(s) {bad}")
+        results = revoke_assertions(
+            self.hook.client, ids, self.reason, workers=self.workers, max_failures=self.max_failures
+        )
+        xcom = actions_xcom(results)
+        self.log.info("Revoke: %s", xcom["counts"])
+        if xcom["failed"] > self.max_failures:
+            raise AirflowException(
+                f"{xcom['failed']} of {len(ids)} assertion(s) not revoked: {xcom['results']}"
+            )
+        return xcom

@@ -1,0 +1,91 @@
+"""Canvas Credentials award/revoke operators over real HTTP against the emulator, with injected faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_credly.issuing import InvalidRowsError
+from airflow_provider_credly.operators.canvas_credentials import (
+    CanvasCredentialsBulkIssueAssertionsOperator,
+    CanvasCredentialsIssueAssertionOperator,
+    CanvasCredentialsRevokeAssertionsOperator,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_bulk_issue_with_faults_awards_exactly_once_per_row(canvas_conn):
+    state = canvas_conn.state
+    bc = state.badge_class_ids[0]
+    emails = [f"bulk{n:04d}@example.edu" for n in range(150)]
+    rows = [{"recipient_email": e, "narrative": f"row {n}"} for n, e in enumerate(emails)]
+    canvas_conn.set_faults(
+        error_rate=0.1, error_after_rate=0.2, drop_rate=0.03, fail_paths="assertions", seed=11
+    )
+    op = CanvasCredentialsBulkIssueAssertionsOperator(task_id="bulk", rows=rows, badge_class_id=bc, workers=6)
+    result = op.execute(context={})
+    canvas_conn.clear_faults()
+    assert result["failed"] == 0
+    assert result["issued"] + result["already_existed"] == 150
+    assert state.stats["errors_after"] > 0
+    assert state.stats["duplicate_rejected"] > 0  # repeated POSTs were refused by the server...
+    for email in emails:  # ...and every row has exactly one award
+        assert state.count_assertions(badgeclass=bc, recipient_email=email) == 1, email
+    issued_ids = [r[2] for r in result["rows"]]
+    assert len(set(issued_ids)) == 150
+
+    again = CanvasCredentialsBulkIssueAssertionsOperator(
+        task_id="bulk", rows=rows, badge_class_id=bc, workers=6
+    )
+    second = again.execute(context={})
+    assert second["already_existed"] == 150
+    assert [r[2] for r in second["rows"]] == issued_ids
+    assert sum(state.count_assertions(badgeclass=bc, recipient_email=e) for e in emails) == 150
+
+
+def test_invalid_rows_are_reported_before_any_request(canvas_conn):
+    rows = [
+        {"recipient_email": "ok@example.edu"},
+        {"recipient_email": "nope"},
+        {"recipient": "x", "badgeclass": "B"},
+    ]
+    op = CanvasCredentialsBulkIssueAssertionsOperator(task_id="bulk", rows=rows, badge_class_id=None)
+    with pytest.raises(InvalidRowsError) as info:
+        op.execute(context={})
+    assert set(info.value.problems) == {0, 1, 2}
+    assert "unknown field 'recipient'" in str(info.value)
+    assert canvas_conn.state.stats["token_password"] == 0
+
+
+def test_single_issue_is_idempotent(canvas_conn):
+    bc = canvas_conn.state.badge_class_ids[1]
+    kwargs = {
+        "task_id": "one",
+        "badge_class_id": bc,
+        "recipient_identity": "Solo@Example.edu",
+        "narrative": "n",
+    }
+    first = CanvasCredentialsIssueAssertionOperator(**kwargs).execute(context={})
+    second = CanvasCredentialsIssueAssertionOperator(**kwargs).execute(context={})
+    assert first["outcome"] == "issued"
+    assert second["outcome"] == "already_existed"
+    assert second["id"] == first["id"]
+    assert first["recipient"] == "Solo@Example.edu"
+    assert canvas_conn.state.count_assertions(badgeclass=bc, recipient_email="solo@example.edu") == 1
+
+
+def test_revoke_is_retry_safe(canvas_conn):
+    state = canvas_conn.state
+    ids = [a["entityId"] for a in state.iter_assertions(revoked=False)][:3]
+    canvas_conn.set_faults(error_after_rate=1.0, error_after_mode="error", fail_paths="/v2/assertions/")
+    result = CanvasCredentialsRevokeAssertionsOperator(
+        task_id="revoke", assertion_ids=ids, reason="r"
+    ).execute(context={})
+    canvas_conn.clear_faults()
+    assert result["failed"] == 0
+    assert result["counts"] == {"already_revoked": 3}  # the lost first response was retried
+    assert all(state.assertions[i]["revoked"] and state.assertions[i]["revocationReason"] == "r" for i in ids)
+    again = CanvasCredentialsRevokeAssertionsOperator(task_id="revoke", assertion_ids=ids[0]).execute(
+        context={}
+    )
+    assert again["counts"] == {"already_revoked": 1}
