@@ -1,0 +1,163 @@
+"""Deterministic fault injection: rate limiting, 5xx, dropped connections, latency."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from email.utils import formatdate
+from typing import Any
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ERROR_STATUSES = (500, 502, 503)
+AFTER_MODES = ("alternate", "error", "drop")
+
+
+@dataclass
+class FaultConfig:
+    """Fault knobs. Rates are fractions in ``[0, 1]``; ``fail_paths`` is a regex on the request path."""
+
+    rate_limit: float | None = None
+    """Requests per second allowed across all clients (token bucket); excess gets 429."""
+    rate_limit_burst: float | None = None
+    """Bucket capacity (default: ``max(1, rate_limit)``)."""
+    retry_after_http_date: bool = False
+    """Send ``Retry-After`` as an HTTP-date instead of integer seconds."""
+    error_rate: float = 0.0
+    """Fraction answered 500/502/503 (rotating) before doing any work."""
+    error_after_rate: float = 0.0
+    """Fraction of successful mutating requests whose effect is applied but whose response is lost."""
+    error_after_mode: str = "alternate"
+    """How the response is lost: ``error`` (500), ``drop`` (connection closed) or ``alternate``."""
+    drop_rate: float = 0.0
+    """Fraction of requests whose connection is closed without a response, before doing any work."""
+    latency_ms: float = 0.0
+    """Added latency per request."""
+    fail_paths: str | None = None
+    """Only requests whose path matches this regex (``re.search``) get faults."""
+    seed: int = 0
+    """Seed of the fault RNG (same seed + same request sequence = same faults)."""
+
+
+FAULT_NAMES = frozenset(f.name for f in fields(FaultConfig))
+
+
+@dataclass
+class Decision:
+    """What to do with one request."""
+
+    latency_s: float = 0.0
+    action: str | None = None
+    """``rate_limited``, ``error`` or ``drop`` (before any work), else ``None``."""
+    status: int = 0
+    retry_after: str | None = None
+    after: str | None = None
+    """For mutating requests: ``error`` or ``drop`` after the effect is applied."""
+
+
+class FaultInjector:
+    """Thread-safe holder of a ``FaultConfig`` that decides the fate of each request."""
+
+    def __init__(self, **config: Any) -> None:
+        self._lock = threading.Lock()
+        self.config = FaultConfig()
+        self.configure(**config)
+
+    def configure(self, **changes: Any) -> None:
+        """Update some knobs (unknown names raise ``TypeError``, bad values ``ValueError``)."""
+        unknown = set(changes) - FAULT_NAMES
+        if unknown:
+            raise TypeError(f"unknown fault option(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            merged = FaultConfig(**{**asdict(self.config), **changes})
+            _validate(merged)
+            reseed = "seed" in changes or not hasattr(self, "_rng")
+            self.config = merged
+            self._pattern = re.compile(merged.fail_paths) if merged.fail_paths else None
+            if reseed:
+                self._rng = random.Random(merged.seed)
+                self._rotation = 0
+                self._after_rotation = 0
+            self._tokens = self._capacity()
+            self._last = time.monotonic()
+
+    def clear(self) -> None:
+        """Back to no faults (keeps the seed)."""
+        self.configure(**{**asdict(FaultConfig()), "seed": self.config.seed})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Current knobs."""
+        with self._lock:
+            return asdict(self.config)
+
+    def _capacity(self) -> float:
+        cfg = self.config
+        if not cfg.rate_limit:
+            return 0.0
+        return float(cfg.rate_limit_burst or max(1.0, cfg.rate_limit))
+
+    def decide(self, method: str, path: str) -> Decision:
+        """Roll the dice for one request."""
+        with self._lock:
+            cfg = self.config
+            if self._pattern is not None and not self._pattern.search(path):
+                return Decision()
+            decision = Decision(latency_s=cfg.latency_ms / 1000.0)
+            if cfg.rate_limit:
+                wait = self._take_token(cfg.rate_limit)
+                if wait is not None:
+                    decision.action, decision.status = "rate_limited", 429
+                    decision.retry_after = _retry_after(wait, cfg.retry_after_http_date)
+                    return decision
+            if cfg.error_rate and self._rng.random() < cfg.error_rate:
+                decision.action, decision.status = "error", ERROR_STATUSES[self._rotation % 3]
+                self._rotation += 1
+                return decision
+            if cfg.drop_rate and self._rng.random() < cfg.drop_rate:
+                decision.action = "drop"
+                return decision
+            if (
+                method in MUTATING_METHODS
+                and cfg.error_after_rate
+                and self._rng.random() < cfg.error_after_rate
+            ):
+                if cfg.error_after_mode == "alternate":
+                    decision.after = ("error", "drop")[self._after_rotation % 2]
+                    self._after_rotation += 1
+                else:
+                    decision.after = cfg.error_after_mode
+            return decision
+
+    def _take_token(self, rate: float) -> float | None:
+        now = time.monotonic()
+        self._tokens = min(self._capacity(), self._tokens + (now - self._last) * rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        return (1.0 - self._tokens) / rate
+
+
+def _retry_after(wait_s: float, http_date: bool) -> str:
+    seconds = max(1, math.ceil(wait_s))
+    if http_date:
+        return formatdate(time.time() + seconds, usegmt=True)
+    return str(seconds)
+
+
+def _validate(cfg: FaultConfig) -> None:
+    for name in ("error_rate", "error_after_rate", "drop_rate"):
+        value = getattr(cfg, name)
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], got {value!r}")
+    if cfg.rate_limit is not None and cfg.rate_limit < 0:
+        raise ValueError("rate_limit must be positive")
+    if cfg.latency_ms < 0:
+        raise ValueError("latency_ms must be >= 0")
+    if cfg.error_after_mode not in AFTER_MODES:
+        raise ValueError(f"error_after_mode must be one of {AFTER_MODES}")
+    if cfg.fail_paths:
+        re.compile(cfg.fail_paths)

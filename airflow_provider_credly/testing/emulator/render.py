@@ -1,0 +1,496 @@
+"""JSON shapes of the Credly API (badges, templates, organizations, employees, events, tokens)."""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring as _encode_str
+from typing import TYPE_CHECKING, Any
+
+from .util import day_or_none, iso_ms, slugify, stable_uuid, user_id_for
+
+if TYPE_CHECKING:
+    from .state import EmulatorState, Event
+    from .store import Template
+    from .workforce import Employee
+
+WEB = "https://www.credly.com"
+API = "https://api.credly.com/v1"
+IMAGE_URL = "https://cdn.example.com/path/to/image.png"
+_COUNTRY_CODES = {
+    "United States": "USA",
+    "Canada": "CAN",
+    "Germany": "DEU",
+    "United States of America": "USA",
+}
+
+
+def org_entity(state: EmulatorState) -> dict[str, Any]:
+    """Organization as embedded in ``created_by`` / ``issuer.entities[].entity``."""
+    org = state.org
+    return {
+        "type": "Organization",
+        "id": org["id"],
+        "name": org["name"],
+        "url": f"{API}/organizations/{org['id']}",
+        "vanity_url": org["vanity_url"],
+        "internationalize_badge_templates": False,
+        "share_to_ziprecruiter": True,
+        "twitter_url": org["twitter_url"],
+        "verified": True,
+    }
+
+
+def issuer(state: EmulatorState) -> dict[str, Any]:
+    """``issuer`` block of the full badge shape."""
+    entity = org_entity(state)
+    return {
+        "summary": f"issued by {entity['name']}",
+        "entities": [{"label": "Issued by", "primary": True, "entity": entity}],
+    }
+
+
+def _image(t: Template) -> dict[str, Any]:
+    return {"id": t.image_id, "url": f"/system/images/{t.image_id}/image.png"}
+
+
+def template_full(state: EmulatorState, t: Template) -> dict[str, Any]:
+    """Full ``badge_template`` object."""
+    org = state.org
+    created = iso_ms(t.created_ms)
+    return {
+        "primary_badge_template_id": None,
+        "variant_name": None,
+        "id": t.id,
+        "allow_duplicate_badges": t.allow_duplicates,
+        "description": f"Earners of {t.name} demonstrated {', '.join(t.skills)}.",
+        "default_expires_at": None,
+        "default_expires_at_date": None,
+        "default_expires_at_type": None,
+        "earn_this_badge_url": None,
+        "enable_earn_this_badge": False,
+        "enable_detail_attribute_visibility": True,
+        "global_activity_url": "https://www.example.com/activity",
+        "job_board_url": None,
+        "lock_badge_state": False,
+        "name": t.name,
+        "state": "active",
+        "public": True,
+        "badges_count": t.badges_count,
+        "recipient_type": "User",
+        "send_expiring_badge_notifications": False,
+        "settings_enable_related_badges": True,
+        "show_badge_lmi": False,
+        "show_lmi_jobs": False,
+        "show_skill_tag_links": True,
+        "vanity_slug": t.vanity_slug,
+        "record_to_blockchain": None,
+        "translatable": False,
+        "printing_disabled": False,
+        "visibility": "public",
+        "variants_allowed": False,
+        "variant_type": None,
+        "allow_delete": False,
+        "allow_archive": True,
+        "available_locales": [],
+        "only_one_skill_required": False,
+        "linkedin_share_default_message": "View my verified achievement from @Org_Name.",
+        "level": None,
+        "time_to_earn": None,
+        "cost": None,
+        "type_category": None,
+        "criteria_url_name": None,
+        "criteria_url": None,
+        "certification": True,
+        "state_updated_at": None,
+        "created_at": created,
+        "updated_at": created,
+        "show_template_settings": False,
+        "get_issue_count": t.badges_count,
+        "get_variants_issue_count": 0,
+        "image": _image(t),
+        "image_url": IMAGE_URL,
+        "url": f"{org['vanity_url']}/badge/{t.vanity_slug}",
+        "owner": {
+            "type": "Organization",
+            "id": org["id"],
+            "name": org["name"],
+            "enable_blockchain": False,
+            "url": f"{API}/organizations/{org['id']}",
+            "vanity_url": org["vanity_url"],
+            "vanity_slug": org["vanity_slug"],
+            "verified": True,
+            "viewable": True,
+        },
+        "alignments": [
+            {
+                "id": t.alignment_id,
+                "name": f"{t.name} Alignment",
+                "url": "https://www.example.com/alignment",
+                "description": "Industry framework alignment",
+            }
+        ],
+        "recommendations": [],
+        "required_badge_templates": [],
+        "badge_template_activities": [],
+        "skills": list(t.skills),
+        "endorsements": [],
+    }
+
+
+def _evidence(state: EmulatorState, r: int) -> list[dict[str, Any]]:
+    store = state.store
+    if r >= store.n_seeded:
+        return [dict(item) for item in store.extra[r].evidence]
+    if r % 5:
+        return []
+    return [
+        {
+            "id": stable_uuid(store.ids[r], "evidence"),
+            "type": "UrlEvidence",
+            "name": "Acclaim",
+            "description": "Description in URL evidence is optional",
+            "value": f"https://lms.example.com/evidence/{r % store.earners}",
+        }
+    ]
+
+
+def user(state: EmulatorState, r: int) -> dict[str, Any]:
+    """Full ``user`` object (email obfuscated like the real API)."""
+    store = state.store
+    uid = user_id_for(store.email(r))
+    return {
+        "id": uid,
+        "email": f"{uid}@example.com",
+        "first_name": store.first_name(r),
+        "middle_name": store.middle_name(r),
+        "last_name": store.last_name(r),
+        "current_position_name": "*****",
+        "current_organization_name": "*****",
+        "confirmed": True,
+        "photo": None,
+        "photo_url": None,
+        "url": f"{WEB}/users/{slugify(store.issued_to(r))}.{uid[:8]}",
+    }
+
+
+def _common(state: EmulatorState, r: int) -> dict[str, Any]:
+    """Fields shared (in this order) by every badge shape."""
+    store = state.store
+    return {
+        "id": store.ids[r],
+        "issued_to": store.issued_to(r),
+        "issued_to_first_name": store.first_name(r),
+        "issued_to_middle_name": store.middle_name(r),
+        "issued_to_last_name": store.last_name(r),
+        "issuer_earner_id": store.issuer_earner_id(r),
+        "locale": store.extra[r].locale if r >= store.n_seeded else "en",
+        "public": store.is_public(r),
+    }
+
+
+def badge_full(state: EmulatorState, r: int) -> dict[str, Any]:
+    """Default badge shape (issue / replace / revoke / list / events)."""
+    store = state.store
+    t = store.templates[store.template[r]]
+    country, province = store.location(r)
+    bid = store.ids[r]
+    out: dict[str, Any] = {
+        "user": user(state, r),
+        "created_by": org_entity(state),
+        "issuer": issuer(state),
+        "printing_enabled": False,
+        "print_method": None,
+        "badge_template": template_full(state, t),
+    }
+    out.update(_common(state, r))
+    out.update(
+        {
+            "translate_metadata": False,
+            "replacement_badge_id": store.id_of(store.replacement.get(r)),
+            "replaces_badge_id": store.id_of(store.replaces.get(r)),
+            "revocation_reason": store.revocation_reason(r),
+            "state": store.state_name(r),
+            "suppress_badge_notification_email": r >= store.n_seeded and store.extra[r].suppress_email,
+            "updated_at": iso_ms(store.updated[r]),
+            "completed_pathway_id": None,
+            "recipient_email": store.email(r),
+            "country": country,
+            "country_code": _COUNTRY_CODES.get(country or ""),
+            "state_or_province": province,
+            "created_at": iso_ms(store.created[r]),
+            "expires_at": iso_ms(store.expires[r]),
+            "expires_at_date": day_or_none(store.expires_day[r]),
+            "issued_at": iso_ms(store.issued[r]),
+            "issued_at_date": day_or_none(store.issued_day[r]),
+            "state_updated_at": iso_ms(store.state_updated[r]),
+            "is_private_badge": not store.is_public(r),
+            "image": _image(t),
+            "image_url": IMAGE_URL,
+            "alignments": [{"name": f"{t.name} Alignment", "description": "Industry framework alignment"}],
+            "evidence": _evidence(state, r),
+            "accept_badge_url": f"{WEB}/badges/{bid}/accept",
+            "badge_url": f"{WEB}/badges/{bid}",
+        }
+    )
+    group = store.extra[r].group if r >= store.n_seeded else None
+    if group:
+        out["issuer_earner_group"] = dict(group)
+    return out
+
+
+def _cached(state: EmulatorState, key: tuple[Any, ...], build: Any) -> Any:
+    cache = state.render_cache
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = build()
+    return value
+
+
+def _hv_template(state: EmulatorState, t: Template) -> dict[str, Any]:
+    org = state.org
+    created = iso_ms(t.created_ms)
+    return {
+        "id": t.id,
+        "description": f"Earners of {t.name} demonstrated {', '.join(t.skills)}.",
+        "global_activity_url": "https://www.example.com/activity",
+        "name": t.name,
+        "state": "active",
+        "public": True,
+        "vanity_slug": t.vanity_slug,
+        "image": {"id": t.image_id, "url": IMAGE_URL},
+        "image_url": IMAGE_URL,
+        "url": f"{org['vanity_url']}/badge/{t.vanity_slug}",
+        "owner": {"type": "Organization", "id": org["id"]},
+        "state_updated_at": None,
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
+def _hv_org(state: EmulatorState) -> tuple[dict[str, Any], dict[str, Any]]:
+    org = state.org
+    created_by = {"type": "Organization", "id": org["id"]}
+    entity = {
+        "label": "Issued by",
+        "primary": True,
+        "type": "Organization",
+        "id": org["id"],
+        "name": org["name"],
+    }
+    return created_by, {"summary": f"issued by {org['name']}", "entities": [entity]}
+
+
+def badge_hv_default(state: EmulatorState, r: int) -> dict[str, Any]:
+    """``badge_format=default`` shape of the high-volume endpoint."""
+    store = state.store
+    t = store.templates[store.template[r]]
+    created_by, issuer_block = _cached(state, ("hv_org",), lambda: _hv_org(state))
+    out = _common(state, r)
+    out.update(
+        {
+            "recipient_email": store.email(r),
+            "replacement_badge_id": store.id_of(store.replacement.get(r)),
+            "revocation_reason": store.revocation_reason(r),
+            "state": store.state_name(r),
+            "suppress_badge_notification_email": r >= store.n_seeded and store.extra[r].suppress_email,
+            "issued_at_date": day_or_none(store.issued_day[r]),
+            "expires_at_date": day_or_none(store.expires_day[r]),
+            "badge_url": f"{WEB}/badges/{store.ids[r]}",
+            "updated_at": iso_ms(store.updated[r]),
+            "created_at": iso_ms(store.created[r]),
+            "expires_at": iso_ms(store.expires[r]),
+            "issued_at": iso_ms(store.issued[r]),
+            "state_updated_at": iso_ms(store.state_updated[r]),
+            "badge_template": _cached(state, ("hv_tpl", t.index), lambda: _hv_template(state, t)),
+            "created_by": created_by,
+            "issuer": issuer_block,
+            "user": {"id": user_id_for(store.email(r))},
+        }
+    )
+    return out
+
+
+def _js(value: str | None) -> str:
+    return "null" if value is None else _encode_str(value)
+
+
+def _ts(ms: int) -> str:
+    text = iso_ms(ms)
+    return "null" if text is None else f'"{text}"'
+
+
+def badge_minimal_json(state: EmulatorState, r: int) -> str:
+    """``badge_format=minimal`` badge serialized straight to JSON (hot path of bulk exports)."""
+    s = state.store
+    t = s.templates[s.template[r]]
+    tpl = _cached(
+        state, ("min_tpl", t.index), lambda: json.dumps({"id": t.id, "name": t.name}, separators=(",", ":"))
+    )
+    email, first, middle, last = s.email(r), s.first_name(r), s.middle_name(r), s.last_name(r)
+    full = " ".join(x for x in (first, middle, last) if x)
+    bid = s.ids[r]
+    return (
+        f'{{"id":"{bid}","issued_to":{_js(full)},"issued_to_first_name":{_js(first)},'
+        f'"issued_to_middle_name":{_js(middle)},"issued_to_last_name":{_js(last)},'
+        f'"issuer_earner_id":{_js(s.issuer_earner_id(r))},'
+        f'"locale":{_js(s.extra[r].locale if r >= s.n_seeded else "en")},'
+        f'"public":{"true" if s.is_public(r) else "false"},"recipient_email":{_js(email)},'
+        f'"state":"{s.state_name(r)}","badge_url":"{WEB}/badges/{bid}","updated_at":{_ts(s.updated[r])},'
+        f'"created_at":{_ts(s.created[r])},"expires_at":{_ts(s.expires[r])},"issued_at":{_ts(s.issued[r])},'
+        f'"state_updated_at":{_ts(s.state_updated[r])},"badge_template":{tpl},'
+        f'"user":{{"id":"{user_id_for(email)}"}}}}'
+    )
+
+
+def badge_minimal(state: EmulatorState, r: int) -> dict[str, Any]:
+    """``badge_format=minimal`` shape of the high-volume endpoint (as a dict)."""
+    result: dict[str, Any] = json.loads(badge_minimal_json(state, r))
+    return result
+
+
+def employee(e: Employee) -> dict[str, Any]:
+    """Employee record as returned by the workforce endpoints."""
+    location = ", ".join(x for x in (e.state_or_province, e.country) if x) or None
+    return {
+        "id": e.id,
+        "email": e.email,
+        "created_at": iso_ms(e.created_ms),
+        "employee_state": e.employee_state,
+        "employee_state_updated_at": iso_ms(e.state_updated_ms),
+        "last_invitation_sent_at": iso_ms(e.invited_ms),
+        "first_name": e.first_name,
+        "last_name": e.last_name,
+        "full_name": f"{e.first_name} {e.last_name}".strip(),
+        "photo_url": None,
+        "team": e.team,
+        "external_id": e.external_id,
+        "position_title": e.position_title,
+        "manager_first_name": e.manager_first_name,
+        "manager_last_name": e.manager_last_name,
+        "manager_external_id": e.manager_external_id,
+        "location": location,
+        "country": e.country,
+        "zip_code": e.zip_code,
+        "state_or_province": e.state_or_province,
+        "department": e.department,
+        "organization_level_1": e.organization_level_1,
+        "organization_level_2": e.organization_level_2,
+        "organization_level_3": e.organization_level_3,
+        "job_family": e.job_family,
+    }
+
+
+def employee_data(state: EmulatorState, e: Employee, rows: list[int]) -> dict[str, Any]:
+    """``/employees/<id>/data``: the employee plus their badges."""
+    store = state.store
+    out = employee(e)
+    out["bio"] = f"{e.first_name} works in {e.department or 'the organization'}."
+    out["vanity_url"] = f"{WEB}/users/{slugify(out['full_name'])}"
+    badges = []
+    for r in rows:
+        t = store.templates[store.template[r]]
+        item = {k: v for k, v in _common(state, r).items() if k.startswith(("id", "issued_to"))}
+        item.update(
+            {
+                "issued_at": iso_ms(store.issued[r]),
+                "issued_at_date": day_or_none(store.issued_day[r]),
+                "expires_at": iso_ms(store.expires[r]),
+                "expires_at_date": day_or_none(store.expires_day[r]),
+                "state": store.state_name(r),
+                "public": store.is_public(r),
+                "badge_template": {
+                    "id": t.id,
+                    "image": _image(t),
+                    "image_url": IMAGE_URL,
+                    "description": f"Earners of {t.name} demonstrated {', '.join(t.skills)}.",
+                    "name": t.name,
+                    "skills": list(t.skills),
+                },
+                "issuer": {"name": state.org["name"], "image_url": None},
+            }
+        )
+        badges.append(item)
+    out["badges"] = badges
+    return out
+
+
+def event(ev: Event) -> dict[str, Any]:
+    """Organization event (badge snapshot embedded)."""
+    out: dict[str, Any] = {
+        "id": ev.id,
+        "event_type": ev.event_type,
+        "organization_id": ev.organization_id,
+        "occurred_at": iso_ms(ev.occurred_ms),
+    }
+    out.update(ev.payload)
+    return out
+
+
+def authorization_token(state: EmulatorState) -> dict[str, Any]:
+    """The emulator's single token, masked (never echo a real token)."""
+    org = state.org
+    return {
+        "id": state.token_id,
+        "token": "****" + state.token[-4:],
+        "owner_id": org["id"],
+        "description": "Emulator token",
+        "write_enabled": True,
+        "read_enabled": True,
+        "delete_enabled": True,
+        "created_at": org["created_at"],
+        "owner": {
+            "type": "Organization",
+            "id": org["id"],
+            "name": org["name"],
+            "url": f"{API}/organizations/{org['id']}",
+        },
+    }
+
+
+def seed_org(org_id: str) -> dict[str, Any]:
+    """Initial organization record."""
+    slug = "emulated-organization"
+    return {
+        "id": org_id,
+        "name": "Emulated Organization",
+        "website_url": "https://www.example.com/",
+        "webhook_url": None,
+        "contact_email": "hello@example.com",
+        "legal_contact_email": "legal@example.com",
+        "technical_contact_email": "tech@example.com",
+        "zip_or_postal_code": "55437",
+        "organization_type": "Education",
+        "bio": "Emulated organization for local testing",
+        "twitter_url": "https://twitter.com/example",
+        "vanity_slug": slug,
+        "facebook_url": None,
+        "linked_in_url": None,
+        "linked_in_org_id": None,
+        "city": "Bloomington",
+        "address": "1313 Mockingbird Lane",
+        "primary_hex_color": None,
+        "support_email": "support@example.com",
+        "support_url": "https://example.com/support",
+        "allow_saml_debug": False,
+        "allowed_webhooks": [],
+        "enable_blockchain": False,
+        "print_method": None,
+        "pdf_id": None,
+        "internationalize_badge_templates": False,
+        "integrated_with_faethm": False,
+        "hide_subscription": False,
+        "workforce_enabled": True,
+        "linkedin_a2p_url": None,
+        "location": "1313 Mockingbird Lane Bloomington Minnesota 55437 United States",
+        "country": "United States",
+        "state_or_province": "Minnesota",
+        "created_at": "2014-04-01T14:41:00.000Z",
+        "updated_at": "2014-04-01T14:41:00.000Z",
+        "vanity_url": f"{WEB}/org/{slug}",
+        "verified_at": "2018-04-08T17:57:34.595Z",
+        "verified": True,
+        "require_template_detail_attributes": False,
+        "photo": {"id": stable_uuid(org_id, "photo"), "url": "/system/images/org/large_image.png"},
+        "photo_url": IMAGE_URL,
+        "has_employees": True,
+    }
