@@ -353,7 +353,9 @@ def run_canvas_emulator(
     """
     state = state or CanvasState.seeded()
     server = CanvasEmulatorServer((host, port), state, FaultInjector(**{"seed": state.seed, **faults}))
-    thread = threading.Thread(target=server.serve_forever, name="canvas-emulator", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="canvas-emulator", daemon=True
+    )
     thread.start()
     username, password = next(iter(state.users.items()))
     try:
