@@ -1,0 +1,158 @@
+"""Fetch and write at the same time, in bounded memory.
+
+:class:`PagePipeline` pulls pages from an iterator in a background thread into a bounded queue, so the next
+HTTP request (network wait, JSON parsing) overlaps the database write of the previous pages, while at most
+``maxsize`` pages wait in memory. :func:`batches` groups pages into write batches; :class:`Progress` logs
+pages, rows and rows per second. No Airflow import.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_credly.client.pagination import Page
+
+__all__ = ["PagePipeline", "Progress", "batches"]
+
+_POLL_SECONDS = 0.1
+
+
+class _End:
+    pass
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class PagePipeline:
+    """Iterate pages produced by a background thread, at most ``maxsize`` pages ahead of the consumer.
+
+    The page iterator is created by the caller but only advanced in the thread. An error raised while
+    fetching is re-raised in the consumer; leaving the ``with`` block early (a write failed) stops the
+    thread after its current request.
+
+    :param pages: the page iterator (e.g. ``client.iter_high_volume_badge_pages(...)``).
+    :param maxsize: pages buffered ahead (>= 1).
+    """
+
+    def __init__(self, pages: Iterator[Page], maxsize: int = 4) -> None:
+        if maxsize < 1:
+            raise ValueError(f"page_queue_size must be at least 1, got {maxsize}")
+        self._pages = pages
+        self._queue: queue.Queue[Page | _End | _Failure] = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="credly-page-fetcher", daemon=True)
+
+    def _put(self, item: Page | _End | _Failure) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(page):
+                    break
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(_Failure(exc))
+            return
+        finally:
+            close = getattr(self._pages, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+        self._put(_End())
+
+    def __enter__(self) -> PagePipeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=60)
+
+    def __iter__(self) -> Iterator[Page]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+
+def batches(pages: Iterator[Page], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[Page]]:
+    """Group consecutive pages into batches of at least ``max_rows`` records (or ``max_seconds`` old).
+
+    The last page of a batch carries the cursor to resume from after the batch is committed.
+    """
+    batch: list[Page] = []
+    rows = 0
+    started = time.monotonic()
+    for page in pages:
+        if not batch:
+            started = time.monotonic()
+        batch.append(page)
+        rows += len(page.items)
+        if rows >= max_rows or time.monotonic() - started >= max_seconds:
+            yield batch
+            batch, rows = [], 0
+    if batch:
+        yield batch
+
+
+@dataclass
+class Progress:
+    """Counts pages and rows and logs them at most every ``every_seconds``."""
+
+    log: logging.Logger | Any
+    label: str = "transfer"
+    every_seconds: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    pages: int = 0
+    rows: int = 0
+    started: float = field(default=0.0)
+    _last: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.started = self._last = self.clock()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return max(self.clock() - self.started, 1e-9)
+
+    @property
+    def rate(self) -> float:
+        """Rows per second so far."""
+        return self.rows / self.elapsed
+
+    def add(self, pages: int, rows: int) -> None:
+        """Count a written batch; log when due."""
+        self.pages += pages
+        self.rows += rows
+        now = self.clock()
+        if now - self._last >= self.every_seconds:
+            self._last = now
+            self.log.info(
+                "%s: %d pages, %d rows written (%.0f rows/s)", self.label, self.pages, self.rows, self.rate
+            )

@@ -1,0 +1,154 @@
+"""The transfer loop: pages in, upserted batches and their checkpoint out, one transaction per batch.
+
+Used by the Credly-to-SQL operators (badges, employees, events); plain Python so it is unit-testable with
+any page iterator and any writer. No Airflow import.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
+from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress, batches
+from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
+
+__all__ = ["BatchHook", "TransferResult", "run_transfer"]
+
+log = logging.getLogger(__name__)
+
+BatchHook = Callable[[Checkpoint], None]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Summary of a transfer (JSON-friendly: returned as the operators' XCom)."""
+
+    table: str
+    rows: int
+    pages: int
+    batches: int
+    load_id: str
+    resumed: bool
+    resumed_at_page: int
+    pruned: int
+    duration_s: float
+    rows_per_second: float
+    max_updated_at: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict."""
+        return asdict(self)
+
+
+def _newest_updated_at(pages: list[Page]) -> str | None:
+    newest: str | None = None
+    for page in pages:
+        for item in page.items:
+            value = item.get("updated_at") if isinstance(item, dict) else None
+            if isinstance(value, str) and (newest is None or value > newest):
+                newest = value
+    return newest
+
+
+def run_transfer(
+    *,
+    open_pages: Callable[[str | None], Iterator[Page]],
+    writer: SqlWriter,
+    key: str,
+    fingerprint: str,
+    prune: bool = False,
+    queue_size: int = 4,
+    batch_rows: int = 5000,
+    batch_seconds: float = 10.0,
+    checkpoints: CheckpointStore | None = None,
+    after_commit: BatchHook | None = None,
+    logger: logging.Logger | Any = log,
+    progress_every: float = 10.0,
+) -> TransferResult:
+    """Stream pages into ``writer`` with resume support.
+
+    Each batch (``batch_rows`` records or ``batch_seconds`` of pages) is upserted and the checkpoint
+    advanced in one transaction. A checkpoint left ``running`` by a failed attempt with the same ``key``
+    and ``fingerprint`` is continued from its cursor URL (same load id, so ``prune`` stays exact).
+
+    :param open_pages: returns the page iterator starting at a saved cursor URL (``None``: the beginning).
+    :param writer: the destination writer (owns the connection; the caller closes it).
+    :param key: the transfer's checkpoint key.
+    :param fingerprint: describes the request; a checkpoint with another fingerprint is not resumed.
+    :param prune: after the last page, delete rows this load did not write (full loads only).
+    :param queue_size: pages fetched ahead of the writer.
+    :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).
+    """
+    store = checkpoints or CheckpointStore(writer)
+    writer.ensure_tables([store.ddl()])
+    saved = store.load(key)
+    resumed = bool(saved and saved.fingerprint == fingerprint and saved.resumable)
+    if saved and resumed:
+        cp = saved
+        logger.info(
+            "Resuming transfer %s after %d pages / %d rows (load %s)", key, cp.pages, cp.rows, cp.load_id
+        )
+    else:
+        cp = store.new(key, fingerprint, uuid.uuid4().hex)
+        store.save(cp)
+        writer.commit()
+    resumed_at = cp.pages
+    meta = LoadMeta.new(cp.load_id)
+    progress = Progress(logger, label=f"{writer.table}", every_seconds=progress_every)
+    n_batches = 0
+    try:
+        if cp.status == "running":
+            with PagePipeline(open_pages(cp.next_url), queue_size) as pipeline:
+                for batch in batches(iter(pipeline), max_rows=batch_rows, max_seconds=batch_seconds):
+                    items = [item for page in batch for item in page.items]
+                    written = writer.upsert(items, meta) if items else 0
+                    cp = cp.advance(
+                        next_url=batch[-1].next_url,
+                        pages=len(batch),
+                        rows=written,
+                        max_updated_at=_newest_updated_at(batch),
+                    )
+                    store.save(cp)
+                    writer.commit()
+                    n_batches += 1
+                    progress.add(len(batch), written)
+                    if after_commit is not None:
+                        after_commit(cp)
+        pruned = 0
+        if prune:
+            pruned = writer.prune(cp.load_id)
+            logger.info("Pruned %d rows not seen by load %s from %s", pruned, cp.load_id, writer.table)
+        cp = cp.finished()
+        store.save(cp)
+        writer.commit()
+    except BaseException:
+        writer.rollback()
+        raise
+    result = TransferResult(
+        table=str(writer.table),
+        rows=cp.rows,
+        pages=cp.pages,
+        batches=n_batches,
+        load_id=cp.load_id,
+        resumed=resumed,
+        resumed_at_page=resumed_at if resumed else 0,
+        pruned=pruned,
+        duration_s=round(progress.elapsed, 3),
+        rows_per_second=round(progress.rate, 1),
+        max_updated_at=cp.max_updated_at,
+    )
+    logger.info(
+        "Loaded %d rows in %d pages into %s in %.1f s (%.0f rows/s this attempt)%s",
+        result.rows,
+        result.pages,
+        result.table,
+        result.duration_s,
+        result.rows_per_second,
+        f", resumed at page {resumed_at}" if resumed else "",
+    )
+    return result

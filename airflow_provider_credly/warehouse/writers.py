@@ -1,0 +1,476 @@
+"""Dialect writers: upsert a batch of records into a warehouse table over a DB-API connection.
+
+* :class:`DuckDBWriter` hands DuckDB the batch as one JSON document; DuckDB parses it once into typed
+  columns (``from_json`` with the table's struct type) and merges with ``INSERT ... ON CONFLICT (id) DO
+  UPDATE`` — no row-by-row inserts, and the Python side only serialises the batch once.
+* :class:`PostgresWriter` streams the batch as JSON lines with ``COPY`` into a temporary staging table,
+  then merges it with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
+  columns inside PostgreSQL.
+* :class:`SqlWriter` is the portable fallback for any other DB-API database (SQLite...): ``DELETE`` of the
+  batch's ids then ``executemany`` ``INSERT``.
+
+Writers never commit on their own except in :meth:`SqlWriter.ensure_tables`: the caller commits a batch
+together with its checkpoint. No Airflow import.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_credly.warehouse.schema import (
+    LOAD_COLUMNS,
+    Column,
+    Dialect,
+    TableName,
+    TableSpec,
+    child_columns,
+    child_rows,
+    create_table_sql,
+    extract_row,
+)
+
+__all__ = ["DuckDBWriter", "LoadMeta", "PostgresWriter", "SqlWriter", "dedupe_by_key", "writer_for"]
+
+_DELETE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class LoadMeta:
+    """Values of the load columns: the load's id and its UTC timestamp."""
+
+    load_id: str
+    loaded_at: datetime
+
+    @classmethod
+    def new(cls, load_id: str) -> LoadMeta:
+        """Metadata stamped now (UTC)."""
+        return cls(load_id, datetime.now(timezone.utc))
+
+
+def dedupe_by_key(items: Iterable[Mapping[str, Any]], key: str = "id") -> list[Mapping[str, Any]]:
+    """The records with the last one kept per key (one statement cannot upsert a key twice).
+
+    :raises ValueError: a record without the key.
+    """
+    out: dict[str, Mapping[str, Any]] = {}
+    for item in items:
+        value = item.get(key) if isinstance(item, Mapping) else None
+        if value in (None, ""):
+            raise ValueError(f"a record has no {key!r}: cannot upsert it (keys: {sorted(item)[:10]})")
+        out[str(value)] = item
+    return list(out.values())
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqlWriter:
+    """Portable writer: works on any DB-API connection (used for SQLite and unknown dialects).
+
+    :param conn: an open DB-API connection (from ``DbApiHook.get_conn()``); the writer owns it.
+    :param spec: the record kind's columns.
+    :param table: the destination table.
+    :param placeholder: the driver's parameter marker (``DbApiHook.placeholder``: ``%s`` or ``?``).
+    :param children: also maintain the spec's child tables (``<table>_skills``...).
+    """
+
+    dialect: Dialect = "generic"
+
+    def __init__(
+        self,
+        conn: Any,
+        spec: TableSpec,
+        table: TableName,
+        *,
+        placeholder: str = "%s",
+        children: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.table = table
+        self.placeholder = placeholder
+        self.children = children
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(table={str(self.table)!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        """Data columns then load columns, in table order."""
+        return (*self.spec.columns, *LOAD_COLUMNS)
+
+    def child_table(self, suffix: str) -> TableName:
+        """Name of a child table (``<table>_<suffix>``)."""
+        return self.table.sibling(f"{self.table.name}_{suffix}")
+
+    def marks(self, n: int) -> str:
+        """``n`` comma-separated parameter markers."""
+        return ", ".join([self.placeholder] * n)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement; returns the row count (``-1`` when unknown)."""
+        cur = self.conn.cursor()
+        try:
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, params)
+            return int(getattr(cur, "rowcount", -1) or 0)
+        finally:
+            cur.close()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        if not rows:
+            return
+        cur = self.conn.cursor()
+        try:
+            cur.executemany(sql, rows)
+        finally:
+            cur.close()
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        cur = self.conn.cursor()
+        try:
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, params)
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def commit(self) -> None:
+        """Commit the open transaction."""
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        """Roll back the open transaction (errors while rolling back are ignored)."""
+        try:
+            self.conn.rollback()
+        except Exception:  # the connection may already be gone; nothing was committed
+            pass
+
+    def close(self) -> None:
+        """Close the connection."""
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    # -- DDL -----------------------------------------------------------------------------------------
+
+    def ensure_tables(self, extra_ddl: Iterable[str] = ()) -> None:
+        """Create the table (and child tables) if missing, plus ``extra_ddl``; commits."""
+        for stmt in [
+            *create_table_sql(self.spec, self.table, self.dialect, children=self.children),
+            *extra_ddl,
+        ]:
+            self.execute(stmt)
+        self.commit()
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def _meta_values(self, meta: LoadMeta) -> tuple[Any, ...]:
+        return meta.load_id, meta.loaded_at
+
+    def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), _DELETE_CHUNK):
+            chunk = keys[start : start + _DELETE_CHUNK]
+            self.execute(f"DELETE FROM {table} WHERE {column} IN ({self.marks(len(chunk))})", chunk)
+
+    def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
+        """Insert or update ``items`` by key (no commit); returns the number of distinct records written."""
+        records = dedupe_by_key(items, self.spec.key)
+        if not records:
+            return 0
+        keys = [str(r[self.spec.key]) for r in records]
+        names = ", ".join(c.name for c in self.all_columns)
+        self._delete_keys(self.table, self.spec.key, keys)
+        extra = self._meta_values(meta)
+        rows = [(*extract_row(self.spec, r), *extra) for r in records]
+        self.executemany(
+            f"INSERT INTO {self.table} ({names}) VALUES ({self.marks(len(self.all_columns))})", rows
+        )
+        self._write_children(records, keys)
+        return len(records)
+
+    def _write_children(self, records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+        if not self.children:
+            return
+        for child in self.spec.children:
+            table = self.child_table(child.suffix)
+            self._delete_keys(table, self.spec.parent_key, keys)
+            rows = [row for r in records for row in child_rows(self.spec, child, r)]
+            self._insert_child_rows(table, child_columns(self.spec, child), rows)
+
+    def _insert_child_rows(
+        self, table: TableName, columns: Sequence[Column], rows: list[tuple[Any, ...]]
+    ) -> None:
+        names = ", ".join(c.name for c in columns)
+        self.executemany(f"INSERT INTO {table} ({names}) VALUES ({self.marks(len(columns))})", rows)
+
+    def prune(self, load_id: str) -> int:
+        """Delete rows that the load ``load_id`` did not write (no commit); returns how many were deleted."""
+        deleted = self.execute(
+            f"DELETE FROM {self.table} WHERE _load_id IS NULL OR _load_id <> {self.placeholder}", [load_id]
+        )
+        if self.children:
+            for child in self.spec.children:
+                self.execute(
+                    f"DELETE FROM {self.child_table(child.suffix)} WHERE {self.spec.parent_key} NOT IN "
+                    f"(SELECT {self.spec.key} FROM {self.table})"
+                )
+        return max(deleted, 0)
+
+    def count(self) -> int:
+        """Rows in the table."""
+        return int(self.fetchall(f"SELECT COUNT(*) FROM {self.table}")[0][0])
+
+    def update_set(self) -> str:
+        """``SET`` list of a merge: every non-key column from ``excluded``."""
+        return ", ".join(f"{c.name} = excluded.{c.name}" for c in self.all_columns if c.name != self.spec.key)
+
+
+def _struct_type(columns: Sequence[Column]) -> dict[str, Any]:
+    """The DuckDB ``from_json`` structure reading every column's path (timestamps as text)."""
+    types = {"text": "VARCHAR", "timestamp": "VARCHAR", "bool": "BOOLEAN", "int": "BIGINT", "json": "JSON"}
+    root: dict[str, Any] = {}
+    for c in columns:
+        if not c.path:
+            continue
+        node = root
+        for part in c.path[:-1]:
+            node = node.setdefault(part, {})
+        node[c.path[-1]] = types[c.kind]
+    return root
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBWriter(SqlWriter):
+    """DuckDB: the batch as one JSON parameter, parsed and merged inside DuckDB."""
+
+    dialect: Dialect = "duckdb"
+
+    def __init__(self, conn: Any, spec: TableSpec, table: TableName, **kwargs: Any) -> None:
+        kwargs.setdefault("placeholder", "?")
+        super().__init__(conn, spec, table, **kwargs)
+        self._merge_sql = self._build_merge()
+        self.conn.execute("BEGIN TRANSACTION")
+
+    # DuckDB's ``cursor()`` is a second connection with its own transaction: use the connection itself.
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement on the connection; returns the changed row count of DML (else ``-1``)."""
+        result = self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
+        try:
+            row = result.fetchone()
+        except Exception:  # statements without a result set
+            return -1
+        return int(row[0]) if row and isinstance(row[0], int) else -1
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        if rows:
+            self.conn.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        result = self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
+        return [tuple(r) for r in result.fetchall()]
+
+    def _expr(self, c: Column) -> str:
+        if not c.path:
+            return "r"
+        ref = "s." + ".".join(_q(p) for p in c.path)
+        if c.kind == "timestamp":
+            return f"CAST(CAST({ref} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
+        return ref
+
+    def _build_merge(self) -> str:
+        struct = _json([_struct_type(self.spec.columns)]).replace("'", "''")
+        names = ", ".join(c.name for c in self.all_columns)
+        exprs = ", ".join(self._expr(c) for c in self.spec.columns)
+        return (
+            f"INSERT INTO {self.table} ({names}) SELECT {exprs}, $2, $3 FROM "
+            f"(SELECT unnest(from_json($1, '{struct}')) AS s, unnest(from_json($1, '[\"JSON\"]')) AS r) "
+            f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}"
+        )
+
+    def _meta_values(self, meta: LoadMeta) -> tuple[Any, ...]:
+        return meta.load_id, meta.loaded_at.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def commit(self) -> None:
+        """Commit and open the next transaction (DuckDB's Python API autocommits otherwise)."""
+        self.conn.execute("COMMIT")
+        self.conn.execute("BEGIN TRANSACTION")
+
+    def rollback(self) -> None:
+        """Roll back and open the next transaction."""
+        try:
+            self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN TRANSACTION")
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and close."""
+        try:
+            self.conn.execute("ROLLBACK")
+        except Exception:
+            pass
+        super().close()
+
+    def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
+        """One ``INSERT ... SELECT FROM from_json(...) ON CONFLICT DO UPDATE`` for the whole batch."""
+        records = dedupe_by_key(items, self.spec.key)
+        if not records:
+            return 0
+        self.conn.execute(self._merge_sql, [_json(records), *self._meta_values(meta)])
+        if self.children:
+            self._write_children(records, [str(r[self.spec.key]) for r in records])
+        return len(records)
+
+    def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
+        self.conn.execute(
+            f"DELETE FROM {table} WHERE {column} IN (SELECT unnest(?::VARCHAR[]))", [list(keys)]
+        )
+
+    def _insert_child_rows(
+        self, table: TableName, columns: Sequence[Column], rows: list[tuple[Any, ...]]
+    ) -> None:
+        if not rows:
+            return
+        types = {
+            "text": "VARCHAR",
+            "int": "BIGINT",
+            "bool": "BOOLEAN",
+            "json": "JSON",
+            "timestamp": "VARCHAR",
+        }
+        struct = _json([{c.name: types[c.kind] for c in columns}]).replace("'", "''")
+        payload = _json([dict(zip([c.name for c in columns], row, strict=True)) for row in rows])
+        names = ", ".join(c.name for c in columns)
+        cols = ", ".join(f"s.{_q(c.name)}" for c in columns)
+        self.conn.execute(
+            f"INSERT INTO {table} ({names}) SELECT {cols} FROM (SELECT unnest(from_json(?, '{struct}')) AS s)",
+            [payload],
+        )
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def _pg_json(record: Mapping[str, Any]) -> str:
+    """JSON text for ``jsonb``, which cannot hold NUL characters: they are dropped (rare, so checked lazily)."""
+    text = _json(record)
+    return _json(_strip_nul(record)) if "\\u0000" in text else text
+
+
+class PostgresWriter(SqlWriter):
+    """PostgreSQL: ``COPY`` the batch as JSON lines into a temporary table, then one merge statement."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, conn: Any, spec: TableSpec, table: TableName, **kwargs: Any) -> None:
+        kwargs.setdefault("placeholder", "%s")
+        super().__init__(conn, spec, table, **kwargs)
+        self.stage = f"credly_stage_{spec.kind}"
+        self._staged = False
+
+    def _expr(self, c: Column) -> str:
+        if not c.path:
+            return "j"
+        ref = "j" + "".join(f"->'{p}'" for p in c.path[:-1]) + f"->>'{c.path[-1]}'"
+        cast = {"timestamp": "::timestamptz", "bool": "::boolean", "int": "::bigint", "json": "::jsonb"}
+        return f"({ref}){cast.get(c.kind, '')}"
+
+    def _copy(self, sql: str, text: str) -> None:
+        cur = self.conn.cursor()
+        try:
+            if hasattr(cur, "copy"):  # psycopg 3
+                with cur.copy(sql) as copy:
+                    copy.write(text)
+            else:  # psycopg2
+                cur.copy_expert(sql, io.StringIO(text))
+        finally:
+            cur.close()
+
+    def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
+        """``COPY`` into the staging table, then ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``."""
+        records = dedupe_by_key(items, self.spec.key)
+        if not records:
+            return 0
+        if not self._staged:
+            self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} (j jsonb)")
+            self._staged = True
+        self.execute(f"TRUNCATE {self.stage}")
+        # COPY text format: one record per line; JSON text has no raw newline or tab, only backslashes
+        # need doubling.
+        text = "\n".join(_pg_json(r) for r in records).replace("\\", "\\\\") + "\n"
+        self._copy(f"COPY {self.stage} (j) FROM STDIN", text)
+        names = ", ".join(c.name for c in self.all_columns)
+        exprs = ", ".join(self._expr(c) for c in self.spec.columns)
+        self.execute(
+            f"INSERT INTO {self.table} ({names}) SELECT {exprs}, %s, %s FROM {self.stage} "
+            f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}",
+            list(self._meta_values(meta)),
+        )
+        if self.children:
+            self._write_children(records, [str(r[self.spec.key]) for r in records])
+        return len(records)
+
+    def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
+        self.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [list(keys)])
+
+    def _insert_child_rows(
+        self, table: TableName, columns: Sequence[Column], rows: list[tuple[Any, ...]]
+    ) -> None:
+        if not rows:
+            return
+        cur = self.conn.cursor()
+        try:
+            names = ", ".join(c.name for c in columns)
+            if hasattr(cur, "copy"):
+                with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({self.marks(len(columns))})", rows)
+        finally:
+            cur.close()
+
+    def prune(self, load_id: str) -> int:
+        """As :meth:`SqlWriter.prune` (``IS DISTINCT FROM`` keeps rows of older loads out)."""
+        return super().prune(load_id)
+
+
+def writer_for(hook: Any, spec: TableSpec, table: TableName, *, children: bool = False) -> SqlWriter:
+    """The fastest writer for a ``DbApiHook``: DuckDB and PostgreSQL bulk paths, else the portable one."""
+    name = f"{type(hook).__module__}.{type(hook).__name__}".lower()
+    conn = hook.get_conn()
+    kwargs: dict[str, Any] = {"children": children}
+    if "duckdb" in name:
+        return DuckDBWriter(conn, spec, table, **kwargs)
+    if "postgres" in name:
+        return PostgresWriter(conn, spec, table, **kwargs)
+    placeholder = getattr(hook, "placeholder", None) or "%s"
+    return SqlWriter(conn, spec, table, placeholder=str(placeholder), **kwargs)

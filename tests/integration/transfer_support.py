@@ -1,0 +1,123 @@
+"""Shared pieces of the transfer integration tests: an emulator-backed Credly connection, running the
+transfer DAGs, and comparing warehouse tables with the emulator's state."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_credly.testing.emulator import EmulatorState, render, run_emulator
+from airflow_provider_credly.warehouse.schema import BADGES, extract_row
+from tests.conftest import set_connection
+from tests.helpers import run_dag, task_states  # noqa: F401  (re-exported for the tests)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+N_BADGES = 20_000
+PAGE = 500
+
+
+def load_dag_module(name: str) -> Any:
+    """Import a DAG file from tests/dags by module name (its fileloc stays inside the dags folder)."""
+    path = ROOT / "tests" / "dags" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"credly_test_dags_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(name="emulator")
+def emulator_fixture(monkeypatch: pytest.MonkeyPatch):
+    """An emulator with 20,000 badges (500 per cursor page) behind connection ``credly_default``."""
+    state = EmulatorState(seed=7, badges=N_BADGES, employees=120, hv_page_size=PAGE)
+    emu = run_emulator(state)
+    set_connection(
+        monkeypatch,
+        "credly_default",
+        conn_type="credly",
+        host=emu.base_url,
+        password=emu.token,
+        extra={"organization_id": emu.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
+    )
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def expected_badges(state: EmulatorState) -> dict[str, dict[str, Any]]:
+    """What the high-volume cursor (default format) lists now, by id."""
+    with state.lock:
+        return {state.store.ids[r]: render.badge_hv_default(state, r) for r in state.store.order}
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def assert_table_matches(rows: list[tuple[Any, ...]], expected: dict[str, dict[str, Any]]) -> None:
+    """``rows`` (the BADGES columns in order) hold exactly ``expected``: same ids, typed values and raw JSON."""
+    names = [c.name for c in BADGES.columns]
+    got = {row[0]: row for row in rows}
+    assert len(got) == len(rows), "duplicate ids in the table"
+    missing = expected.keys() - got.keys()
+    extra = got.keys() - expected.keys()
+    assert not missing, f"{len(missing)} ids missing"
+    assert not extra, f"{len(extra)} unexpected ids"
+    mismatches = []
+    for badge_id, doc in expected.items():
+        want = [_norm(v) for v in extract_row(BADGES, doc)]
+        have = [_norm(v) for v in got[badge_id]]
+        if want != have:
+            diff = {n: (w, h) for n, w, h in zip(names, want, have, strict=True) if w != h}
+            mismatches.append((badge_id, diff))
+    assert not mismatches, f"{len(mismatches)} rows differ, e.g. {mismatches[:2]}"
+
+
+def badge_select() -> str:
+    """SELECT list of the badge data columns (raw JSON as text)."""
+    return ", ".join("CAST(raw AS VARCHAR)" if c.name == "raw" else c.name for c in BADGES.columns)
+
+
+def change_some_badges(state: EmulatorState) -> dict[str, str]:
+    """Revoke one badge, replace another, issue two new ones; returns the ids by role."""
+    ids = [state.store.ids[r] for r in list(state.store.order)[:50]]
+    live = [i for i in ids if state.get_badge(i)["state"] in ("accepted", "pending")]
+    revoked = live[0]
+    state.revoke_badge(revoked, reason="Test revocation")
+    old = live[1]
+    new = state.replace_badge(
+        old, badge_template_id=state.templates[0].id, issued_at="2026-11-20 10:00:00 +0000"
+    )
+    issued = [
+        state.issue_badge(
+            badge_template_id=state.templates[1].id,
+            recipient_email=f"new{i}@example.com",
+            issued_to_first_name="New",
+            issued_to_last_name=f"Earner{i}",
+            issued_at="2026-11-21 09:00:00 +0000",
+        )["id"]
+        for i in range(2)
+    ]
+    return {
+        "revoked": revoked,
+        "replaced": old,
+        "replacement": new["id"],
+        "new1": issued[0],
+        "new2": issued[1],
+    }
