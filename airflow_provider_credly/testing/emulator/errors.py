@@ -74,7 +74,7 @@ _EVENT_COUNTERS = (
 
 
 class Stats:
-    """Thread-safe request/outcome counters."""
+    """Thread-safe request/outcome counters; ``stats()`` and ``stats["key"]`` read the snapshot."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -104,12 +104,22 @@ class Stats:
             self.events[name] += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able copy of the counters."""
+        """JSON-able copy of the counters (``errors`` and ``drops`` are totals over both phases)."""
         with self._lock:
             return {
                 "requests_total": self.requests_total,
+                "errors": self.events["errors_injected"] + self.events["errors_after"],
+                "drops": self.events["dropped"],
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
                 "by_route": {f"{m} {k}": v for (m, k), v in sorted(self.by_route.items())},
                 **{k: self.events[k] for k in _EVENT_COUNTERS},
                 **{k: v for k, v in self.events.items() if k not in _EVENT_COUNTERS},
             }
+
+    def __call__(self) -> dict[str, Any]:
+        """Same as ``snapshot()``."""
+        return self.snapshot()
+
+    def __getitem__(self, key: str) -> Any:
+        """One value of the snapshot (``stats["rate_limited"]``)."""
+        return self.snapshot()[key]
