@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
-import re
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote
 
-import requests
-from requests.auth import AuthBase
-
-from airflow_provider_credly.client.errors import (
-    ApiError,
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    ValidationError,
+from airflow_provider_credly.client.canvas_auth import DEFAULT_CLIENT_ID, TOKEN_PATH, CanvasTokenAuth
+from airflow_provider_credly.client.canvas_envelope import (
+    canvas_error_details,
+    canvas_page,
+    is_duplicate_award_error,
+    parse_link_header,
 )
-from airflow_provider_credly.client.http import ApiResponse, ErrorDetails, HttpClient
+from airflow_provider_credly.client.http import ApiResponse, HttpClient
 from airflow_provider_credly.client.pagination import Page, iter_pages
 from airflow_provider_credly.client.payloads import PayloadError
 from airflow_provider_credly.client.retry import RetryPolicy
@@ -39,6 +32,7 @@ __all__ = [
     "DEFAULT_CLIENT_ID",
     "REGION_BASE_URLS",
     "STAFF_ROLES",
+    "TOKEN_PATH",
     "AssertionScope",
     "CanvasCredentialsClient",
     "CanvasTokenAuth",
@@ -64,18 +58,11 @@ REGION_BASE_URLS: dict[str, str] = {
 """Regional API hosts. The reference documents ``api.badgr.io``; the others follow the same pattern
 (``api.<region>.badgr.io``); any other host can be given as a base URL."""
 
-DEFAULT_CLIENT_ID = "public"
-TOKEN_PATH = "/o/token"
 MAX_PAGE_SIZE = 500
 STAFF_ROLES = frozenset({"owner", "editor", "staff"})
 ASSERTION_SCOPES = ("issuers", "badgeclasses")
 AssertionScope = Literal["issuers", "badgeclasses"]
 IssuerKey = Literal["entityId", "openBadgeId", "ref"]
-NOT_FOUND_HINT = (
-    " (Canvas Credentials also answers 404 when the account lacks permission on the resource: "
-    "check that the user is staff of the issuer)"
-)
-_DUPLICATE_AWARD = re.compile(r"previous award|already (exists|has|been awarded|awarded)|duplicate", re.I)
 
 
 def resolve_base_url(host: str | None = None, region: str | None = None) -> str:
@@ -96,250 +83,6 @@ def resolve_base_url(host: str | None = None, region: str | None = None) -> str:
             "or give the API host"
         )
     return REGION_BASE_URLS[key]
-
-
-# --------------------------------------------------------------------------------------------- errors
-
-
-def _messages(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if v not in (None, "")]
-    return [str(value)]
-
-
-def canvas_error_details(status: int, body: Any) -> ErrorDetails:
-    """Read the Canvas Credentials envelope (``status``, ``fieldErrors``, ``validationErrors``,
-    ``nonFieldErrors``, ``errorCode``) or an OAuth error (``error``, ``error_description``).
-
-    Field errors become ``[{"attribute": field, "messages": [...]}]`` (the Credly shape), general
-    validation errors ``{"attribute": None, "messages": [...]}``. A 404 message says that it may mean
-    "no permission".
-    """
-    message = ""
-    errors: list[dict[str, Any]] = []
-    metadata: dict[str, Any] = {}
-    if isinstance(body, dict):
-        field_errors = body.get("fieldErrors")
-        if isinstance(field_errors, dict):
-            for name, msgs in field_errors.items():
-                if _messages(msgs):
-                    errors.append({"attribute": str(name), "messages": _messages(msgs)})
-        general = _messages(body.get("validationErrors")) + _messages(body.get("nonFieldErrors"))
-        if general:
-            errors.append({"attribute": None, "messages": general})
-        envelope = body.get("status")
-        description = envelope.get("description") if isinstance(envelope, dict) else None
-        if isinstance(body.get("error"), str):  # OAuth2 token endpoint
-            message = str(body.get("error_description") or body["error"])
-            metadata["error"] = body["error"]
-        elif isinstance(body.get("detail"), str):
-            message = body["detail"]
-        if not message and description and str(description).lower() != "ok":
-            message = str(description)
-        for key in ("errorCode", "warnings"):
-            if body.get(key):
-                metadata[key] = body[key]
-    details = "; ".join(
-        (f"{e['attribute']}: " if e["attribute"] else "") + m for e in errors for m in e["messages"]
-    )
-    if details and details not in message:
-        message = f"{message}: {details}" if message else details
-    message = message or f"HTTP {status}"
-    if status == 404:
-        message += NOT_FOUND_HINT
-    return ErrorDetails(message, errors, metadata)
-
-
-def is_duplicate_award_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the 400 sent for ``allowDuplicateAwards: false`` when the recipient already
-    holds an unrevoked assertion of the badge class ("A previous award of this badge already exists").
-    """
-    if not isinstance(exc, ValidationError):
-        return False
-    code = str(exc.metadata.get("errorCode") or "")
-    return bool(_DUPLICATE_AWARD.search(code) or any(_DUPLICATE_AWARD.search(m) for m in exc.messages))
-
-
-# ------------------------------------------------------------------------------------------ pagination
-
-
-_LINK_PART = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
-_LINK_PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*"?([^";]*)"?')
-
-
-def parse_link_header(value: str | None, base_url: str = "") -> dict[str, str]:
-    """``{rel: url}`` from an RFC 8288 ``Link`` header (relative URLs resolved against ``base_url``).
-
-    ``<https://api.badgr.io/v2/...?after=X>; rel="next", <...>; rel="prev"`` ->
-    ``{"next": "...", "prev": "..."}``. A ``rel`` with several values maps each of them.
-    """
-    out: dict[str, str] = {}
-    for match in _LINK_PART.finditer(value or ""):
-        url = match.group(1).strip()
-        for key, rel in _LINK_PARAM.findall(match.group(2)):
-            if key.lower() != "rel":
-                continue
-            for name in rel.split():
-                out.setdefault(name.lower(), urljoin(base_url, url) if base_url else url)
-    return out
-
-
-def canvas_page(resp: ApiResponse) -> tuple[list[dict[str, Any]], str | None, Mapping[str, Any]]:
-    """Split a Canvas Credentials list response into ``result`` items, the ``Link`` next URL and the
-    other links (``{"links": {...}}``)."""
-    body = resp.data if isinstance(resp.data, dict) else {}
-    items = body.get("result")
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        raise ApiError(
-            "expected a list in the response's result", status=resp.status, path=urlsplit(resp.url).path
-        )
-    links = parse_link_header(resp.headers.get("Link"), resp.url)
-    return items, links.get("next"), {"links": links}
-
-
-# ------------------------------------------------------------------------------------------------ auth
-
-
-class _NoAuth(AuthBase):
-    """Sends no credential (the token request carries its own in the form body)."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-class CanvasTokenAuth(AuthBase):
-    """OAuth2 password grant at ``POST /o/token`` and ``Authorization: Bearer`` on every request.
-
-    The token is fetched on first use and refreshed ``refresh_margin`` seconds before it expires (at
-    most half its lifetime), with the ``refresh_token`` grant when the server issued a refresh token
-    (falling back to the password grant when that fails). After a 401 the HTTP core calls
-    :meth:`on_unauthorized` once: the token is replaced and the request retried. A rejected password
-    raises :class:`AuthenticationError` at once (no loop). Thread-safe: concurrent callers share one
-    token and one refresh.
-
-    :param http: the HTTP client the token requests go through (its base URL hosts ``/o/token``).
-    :param username: the account's user name (e-mail).
-    :param password: the account's password.
-    :param client_id: OAuth2 client id (``public`` for the password grant).
-    :param scope: OAuth2 scopes to ask for (space-separated), or ``None`` for the account's default.
-    :param refresh_margin: seconds before expiry at which the token is renewed.
-    :param clock: wall clock in seconds (injectable for tests).
-    """
-
-    def __init__(
-        self,
-        http: HttpClient,
-        username: str,
-        password: str,
-        *,
-        client_id: str = DEFAULT_CLIENT_ID,
-        scope: str | None = None,
-        refresh_margin: float = 60.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if not username or not username.strip() or not password:
-            raise ValueError("a Canvas Credentials user name (e-mail) and password are required")
-        self._http = http
-        self._username = username.strip()
-        self._password = password
-        self.client_id = client_id or DEFAULT_CLIENT_ID
-        self.scope = scope or None
-        self.refresh_margin = max(0.0, refresh_margin)
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._local = threading.local()
-        self._access_token: str | None = None
-        self._refresh_token: str | None = None
-        self._expires_at = 0.0
-        self._refresh_at = 0.0
-        self.generation = 0
-        """Number of tokens obtained so far."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(client_id={self.client_id!r}, token=***)"
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        token, generation = self._current()
-        self._local.generation = generation
-        r.headers["Authorization"] = f"Bearer {token}"
-        return r
-
-    @property
-    def expires_at(self) -> float:
-        """Clock time at which the current token expires (``inf`` when the server gave no lifetime)."""
-        return self._expires_at
-
-    def on_unauthorized(self) -> bool:
-        """Replace the token after a 401 (unless another thread already did) and ask for one retry."""
-        with self._lock:
-            if getattr(self._local, "generation", None) == self.generation:
-                self._renew()
-        return True
-
-    def invalidate(self) -> None:
-        """Forget the access token; the next request obtains a new one."""
-        with self._lock:
-            self._refresh_at = 0.0
-
-    def _current(self) -> tuple[str, int]:
-        with self._lock:
-            if self._access_token is None or self._clock() >= self._refresh_at:
-                self._renew()
-            assert self._access_token is not None
-            return self._access_token, self.generation
-
-    def _renew(self) -> None:
-        if self._refresh_token:
-            try:
-                self._store(
-                    self._token_request({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
-                )
-                return
-            except (AuthenticationError, BadRequestError) as exc:
-                log.info(
-                    "Canvas Credentials refresh token rejected (%s); using the password grant", exc.status
-                )
-                self._refresh_token = None
-        form = {"grant_type": "password", "username": self._username, "password": self._password}
-        self._store(self._token_request(form))
-
-    def _token_request(self, form: dict[str, str]) -> Mapping[str, Any]:
-        form = {**form, "client_id": self.client_id}
-        if self.scope:
-            form["scope"] = self.scope
-        try:
-            resp = self._http.request("POST", TOKEN_PATH, form=form, idempotent=True, auth=_NoAuth())
-        except (AuthenticationError, BadRequestError, NotFoundError) as exc:
-            raise AuthenticationError(
-                f"the token request ({form['grant_type']} grant) was rejected: {exc.message}",
-                status=exc.status,
-                method="POST",
-                path=exc.path,
-            ) from None
-        body = resp.data if isinstance(resp.data, dict) else {}
-        if not isinstance(body.get("access_token"), str) or not body["access_token"]:
-            raise AuthenticationError(
-                "the token response has no access_token", status=resp.status, method="POST", path=TOKEN_PATH
-            )
-        return body
-
-    def _store(self, body: Mapping[str, Any]) -> None:
-        now = self._clock()
-        self._access_token = str(body["access_token"])
-        if body.get("refresh_token"):
-            self._refresh_token = str(body["refresh_token"])
-        try:
-            lifetime = float(body.get("expires_in") or math.inf)
-        except (TypeError, ValueError):
-            lifetime = math.inf
-        self._expires_at = now + lifetime
-        self._refresh_at = now + lifetime - min(self.refresh_margin, lifetime / 2)
-        self.generation += 1
-        log.info("Obtained a Canvas Credentials access token (expires in %s s)", body.get("expires_in"))
 
 
 # -------------------------------------------------------------------------------------------- payloads
