@@ -318,6 +318,7 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
         if self.report_table and not self.report_conn_id:
             raise ValueError("report_table needs report_conn_id")
         payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
+        self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
         tries = try_number(context)
         check = tries > 1 if self.check_existing is None else self.check_existing
         self.log.info(

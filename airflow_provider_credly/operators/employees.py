@@ -125,6 +125,7 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
         if not 0 <= float(self.max_delete_fraction) <= 1:
             raise ValueError("max_delete_fraction must be between 0 and 1")
         roster = validate_roster(self.load_roster(), self.key)
+        self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
         client = self.hook.client
         plan = plan_sync(
             roster,
