@@ -6,7 +6,19 @@ import json
 from json.encoder import encode_basestring as _encode_str
 from typing import TYPE_CHECKING, Any
 
-from .util import day_or_none, iso_ms, slugify, stable_uuid, user_id_for
+from .store import FLAG_PRIVATE, STATES
+from .util import (
+    HMS,
+    MILLIS,
+    MS_PER_DAY,
+    NONE_TS,
+    day_or_none,
+    day_str,
+    iso_ms,
+    slugify,
+    stable_uuid,
+    user_id_for,
+)
 
 if TYPE_CHECKING:
     from .state import EmulatorState, Event
@@ -176,13 +188,14 @@ def user(state: EmulatorState, r: int) -> dict[str, Any]:
 def _common(state: EmulatorState, r: int) -> dict[str, Any]:
     """Fields shared (in this order) by every badge shape."""
     store = state.store
+    _, first, middle, last, ieid = store.person(r)
     return {
         "id": store.ids[r],
-        "issued_to": store.issued_to(r),
-        "issued_to_first_name": store.first_name(r),
-        "issued_to_middle_name": store.middle_name(r),
-        "issued_to_last_name": store.last_name(r),
-        "issuer_earner_id": store.issuer_earner_id(r),
+        "issued_to": f"{first} {middle} {last}" if middle else f"{first} {last}",
+        "issued_to_first_name": first,
+        "issued_to_middle_name": middle,
+        "issued_to_last_name": last,
+        "issuer_earner_id": ieid,
         "locale": store.extra[r].locale if r >= store.n_seeded else "en",
         "public": store.is_public(r),
     }
@@ -315,27 +328,31 @@ def _js(value: str | None) -> str:
 
 
 def _ts(ms: int) -> str:
-    text = iso_ms(ms)
-    return "null" if text is None else f'"{text}"'
+    if ms == NONE_TS:
+        return "null"
+    days, rem = divmod(ms, MS_PER_DAY)
+    return f'"{day_str(days)}T{HMS[rem // 1000]}{MILLIS[rem % 1000]}"'
 
 
 def badge_minimal_json(state: EmulatorState, r: int) -> str:
     """``badge_format=minimal`` badge serialized straight to JSON (hot path of bulk exports)."""
     s = state.store
     t = s.templates[s.template[r]]
-    tpl = _cached(
-        state, ("min_tpl", t.index), lambda: json.dumps({"id": t.id, "name": t.name}, separators=(",", ":"))
-    )
-    email, first, middle, last = s.email(r), s.first_name(r), s.middle_name(r), s.last_name(r)
-    full = " ".join(x for x in (first, middle, last) if x)
+    tpl = state.render_cache.get(("min_tpl", t.index))
+    if tpl is None:
+        tpl = state.render_cache[("min_tpl", t.index)] = json.dumps(
+            {"id": t.id, "name": t.name}, separators=(",", ":")
+        )
+    email, first, middle, last, ieid = s.person(r)
+    full = f"{first} {middle} {last}" if middle else f"{first} {last}"
     bid = s.ids[r]
     return (
         f'{{"id":"{bid}","issued_to":{_js(full)},"issued_to_first_name":{_js(first)},'
         f'"issued_to_middle_name":{_js(middle)},"issued_to_last_name":{_js(last)},'
-        f'"issuer_earner_id":{_js(s.issuer_earner_id(r))},'
+        f'"issuer_earner_id":{_js(ieid)},'
         f'"locale":{_js(s.extra[r].locale if r >= s.n_seeded else "en")},'
-        f'"public":{"true" if s.is_public(r) else "false"},"recipient_email":{_js(email)},'
-        f'"state":"{s.state_name(r)}","badge_url":"{WEB}/badges/{bid}","updated_at":{_ts(s.updated[r])},'
+        f'"public":{"false" if s.flags[r] & FLAG_PRIVATE else "true"},"recipient_email":{_js(email)},'
+        f'"state":"{STATES[s.state[r]]}","badge_url":"{WEB}/badges/{bid}","updated_at":{_ts(s.updated[r])},'
         f'"created_at":{_ts(s.created[r])},"expires_at":{_ts(s.expires[r])},"issued_at":{_ts(s.issued[r])},'
         f'"state_updated_at":{_ts(s.state_updated[r])},"badge_template":{tpl},'
         f'"user":{{"id":"{user_id_for(email)}"}}}}'

@@ -283,7 +283,22 @@ class BadgeStore:
 
     def issued_to(self, r: int) -> str:
         """Full name of the earner."""
-        return " ".join(x for x in (self.first_name(r), self.middle_name(r), self.last_name(r)) if x)
+        _, first, middle, last, _ = self.person(r)
+        return f"{first} {middle} {last}" if middle else f"{first} {last}"
+
+    def person(self, r: int) -> tuple[str, str, str | None, str, str | None]:
+        """``(email, first, middle, last, issuer_earner_id)`` in one call (rendering hot path)."""
+        if r >= self.n_seeded:
+            x = self.extra[r]
+            return x.email, x.first_name, x.middle_name, x.last_name, x.issuer_earner_id
+        p = r % self.earners
+        return (
+            f"earner{p}@example.com",
+            _FIRST[p % len(_FIRST)],
+            _MIDDLE[p % len(_MIDDLE)] if p % 3 == 0 else None,
+            _LAST[(p // len(_FIRST)) % len(_LAST)],
+            None if p % 10 == 9 else f"E{p}",
+        )
 
     def issuer_earner_id(self, r: int) -> str | None:
         """Issuer's own earner id (``E<n>`` for most seeded earners)."""

@@ -49,8 +49,8 @@ def day_or_none(days: int) -> str | None:
     return None if days == NONE_DAY else day_str(days)
 
 
-_HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
-_MILLIS = [f".{m:03d}Z" for m in range(1000)]
+HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
+MILLIS = [f".{m:03d}Z" for m in range(1000)]
 
 
 def iso_ms(ms: int) -> str | None:
@@ -58,7 +58,7 @@ def iso_ms(ms: int) -> str | None:
     if ms == NONE_TS:
         return None
     days, rem = divmod(ms, MS_PER_DAY)
-    return day_str(days) + "T" + _HMS[rem // 1000] + _MILLIS[rem % 1000]
+    return day_str(days) + "T" + HMS[rem // 1000] + MILLIS[rem % 1000]
 
 
 def day_of_ms(ms: int) -> int:

@@ -805,3 +805,17 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
     assert not emu.thread.is_alive()
     with pytest.raises(requests.ConnectionError):
         s.get(f"{emu.org_url}/badges", timeout=2)
+
+
+def test_minimal_json_escapes_api_supplied_text(s: requests.Session, emu: RunningEmulator) -> None:
+    name = 'Zoë "Q" O\\Neil\u4e2d\t!'
+    payload = badge_payload(strict_template(emu), email="zoe@example.com", issued_to_first_name=name)
+    created = s.post(f"{emu.org_url}/badges", json=payload).json()["data"]
+    url = f"{emu.org_url}/high_volume_issued_badge_search"
+    minimal = {b["id"]: b for b in all_pages(s, url, badge_format="minimal")}[created["id"]]
+    default = {b["id"]: b for b in all_pages(s, url)}[created["id"]]
+    assert minimal["issued_to_first_name"] == name
+    assert minimal["issued_to"] == f"{name} Person"
+    assert {k: v for k, v in default.items() if k in MINIMAL_KEYS and k != "badge_template"} == {
+        k: v for k, v in minimal.items() if k != "badge_template"
+    }
