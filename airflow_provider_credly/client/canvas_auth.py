@@ -49,6 +49,7 @@ class CanvasTokenAuth(AuthBase):
     :param scope: OAuth2 scopes to ask for (space-separated), or ``None`` for the account's default.
     :param refresh_margin: seconds before expiry at which the token is renewed.
     :param clock: wall clock in seconds (injectable for tests).
+    :param on_token: called with every new access and refresh token (e.g. Airflow's ``mask_secret``).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class CanvasTokenAuth(AuthBase):
         scope: str | None = None,
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.time,
+        on_token: Callable[[str], None] | None = None,
     ) -> None:
         if not username or not username.strip() or not password:
             raise ValueError("a Canvas Credentials user name (e-mail) and password are required")
@@ -71,6 +73,7 @@ class CanvasTokenAuth(AuthBase):
         self.scope = scope or None
         self.refresh_margin = max(0.0, refresh_margin)
         self._clock = clock
+        self._on_token = on_token
         self._lock = threading.RLock()
         self._local = threading.local()
         self._access_token: str | None = None
@@ -160,4 +163,8 @@ class CanvasTokenAuth(AuthBase):
         self._expires_at = now + lifetime
         self._refresh_at = now + lifetime - min(self.refresh_margin, lifetime / 2)
         self.generation += 1
+        if self._on_token is not None:
+            for secret in (self._access_token, self._refresh_token):
+                if secret:
+                    self._on_token(secret)
         log.info("Obtained a Canvas Credentials access token (expires in %s s)", body.get("expires_in"))

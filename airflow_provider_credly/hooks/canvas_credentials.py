@@ -96,6 +96,7 @@ class CanvasCredentialsHook(BaseHook):
             client_id=str(extra.get("client_id") or DEFAULT_CLIENT_ID),
             scope=extra.get("scope") or None,
             refresh_margin=float(margin) if margin not in (None, "") else 60.0,
+            on_token=mask_secret,
         )
         return CanvasCredentialsClient(http)
 

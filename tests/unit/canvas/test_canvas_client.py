@@ -99,6 +99,17 @@ def test_password_grant_in_form_body_then_bearer_header():
 
 
 @responses.activate
+def test_new_tokens_are_reported_for_masking():
+    responses.post(TOKEN_URL, json=token_body(1))
+    responses.get(f"{BASE}/v2/issuers", json=envelope())
+    seen = []
+    client = make_client()
+    client.http.auth._on_token = seen.append
+    client.list_issuers()
+    assert seen == ["access-1", "refresh-1"]
+
+
+@responses.activate
 def test_token_reused_until_margin_then_refresh_grant():
     clock = Clock()
     responses.post(TOKEN_URL, json=token_body(1, expires_in=600))
