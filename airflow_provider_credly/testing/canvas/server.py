@@ -73,6 +73,7 @@ class CanvasEmulatorServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "CanvasCredentialsEmulator/1.0"
+    disable_nagle_algorithm = True
     server: CanvasEmulatorServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet

@@ -89,6 +89,7 @@ class CanvasState:
         self.refresh_tokens: dict[str, Token] = {}
         self._seq = 0
         self._order: dict[str, int] = {}
+        self._by_recipient: dict[tuple[str, str], list[str]] = {}
 
     # -- seeding -----------------------------------------------------------------------------------
 
@@ -313,6 +314,7 @@ class CanvasState:
             self._seq += 1
             self._order[eid] = self._seq
             self.assertions[eid] = item
+            self._by_recipient.setdefault((bc["entityId"], identity.lower()), []).append(eid)
             self.stats["assertions_created"] += 1
             return item
 
