@@ -51,10 +51,11 @@ def emulator_fixture(monkeypatch: pytest.MonkeyPatch):
         emu.stop()
 
 
-def expected_badges(state: EmulatorState) -> dict[str, dict[str, Any]]:
-    """What the high-volume cursor (default format) lists now, by id."""
+def expected_badges(state: EmulatorState, badge_format: str = "default") -> dict[str, dict[str, Any]]:
+    """What the high-volume cursor lists now (in ``badge_format``), by id."""
+    draw = render.badge_minimal if badge_format == "minimal" else render.badge_hv_default
     with state.lock:
-        return {state.store.ids[r]: render.badge_hv_default(state, r) for r in state.store.order}
+        return {state.store.ids[r]: draw(state, r) for r in state.store.order}
 
 
 def _norm(value: Any) -> Any:
@@ -121,3 +122,11 @@ def change_some_badges(state: EmulatorState) -> dict[str, str]:
         "new1": issued[0],
         "new2": issued[1],
     }
+
+
+def fingerprint_sql(table: str = "credly_badges") -> str:
+    """One row (count, md5 of every data column in id order): equal results mean equal table content."""
+    cols = " || '|' || ".join(
+        f"COALESCE(CAST({c.name} AS VARCHAR), '~')" for c in BADGES.columns if c.name != "raw"
+    )
+    return f"SELECT COUNT(*), md5(string_agg({cols} || CAST(raw AS VARCHAR), ',' ORDER BY id)) FROM {table}"
