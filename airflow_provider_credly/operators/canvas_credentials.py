@@ -243,6 +243,7 @@ class CanvasCredentialsBulkIssueAssertionsOperator(_CanvasOperator):
             **(self.defaults or {}),
         }
         rows = validate_assertion_rows(self.load_rows(), defaults)
+        self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
         check = self.allow_duplicate_awards and try_number(context) > 1
         self.log.info("Awarding %d assertion(s) with %d worker(s)", len(rows), self.workers)
         report = run_bulk_award(
