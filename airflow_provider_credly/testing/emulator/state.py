@@ -34,6 +34,8 @@ from .filters import (
     compile_badge_filter,
     parse_sort,
 )
+from .org import seed_org
+from .payloads import LOCALES, parse_evidence, parse_expires
 from .store import (
     ACCEPTED,
     PENDING,
@@ -47,8 +49,6 @@ from .store import (
 )
 from .util import (
     EMAIL_RE,
-    NONE_DAY,
-    NONE_TS,
     UTC,
     iso_ms,
     parse_timestamp,
@@ -59,8 +59,6 @@ from .util import (
 )
 from .workforce import Employee, Workforce
 
-LOCALES = ("en", "fr", "de", "ko", "ja", "zh-CN", "pt", "es-ES", "es-US", "fr-CA", "pt-BR")
-EVIDENCE_TYPES = ("KeyValueGroupEvidence", "PlainTextEvidence", "UrlEvidence", "IdEvidence")
 _ORG_FIELDS = [
     "name",
     "website_url",
@@ -79,6 +77,18 @@ _ORG_FIELDS = [
     "address",
     "hide_subscription",
 ]
+
+
+_QUICK_FIELDS: dict[str, Callable[[BadgeStore, int], Any]] = {
+    "id": lambda s, r: s.ids[r],
+    "state": lambda s, r: s.state_name(r),
+    "recipient_email": lambda s, r: s.email(r),
+    "issuer_earner_id": lambda s, r: s.issuer_earner_id(r),
+    "badge_template_id": lambda s, r: s.templates[s.template[r]].id,
+    "public": lambda s, r: s.is_public(r),
+    "replaces_badge_id": lambda s, r: s.id_of(s.replaces.get(r)),
+    "replacement_badge_id": lambda s, r: s.id_of(s.replacement.get(r)),
+}
 
 
 @dataclass(slots=True)
@@ -122,7 +132,7 @@ class EmulatorState:
 
     def _build(self) -> None:
         start_ms = to_ms(self.start)
-        self.org: dict[str, Any] = render.seed_org(self.org_id)
+        self.org: dict[str, Any] = seed_org(self.org_id)
         self.store = BadgeStore(
             seed=self.seed,
             count=self.n_badges,
@@ -187,15 +197,20 @@ class EmulatorState:
             return None if r is None else render.badge_full(self, r)
 
     def find_badges(self, **field_equals: Any) -> list[dict[str, Any]]:
-        """Full renders of non-deleted badges whose rendered fields equal the given values."""
+        """Full renders of non-deleted badges (replaced ones included) whose fields equal the values.
+
+        Besides rendered fields, ``badge_template_id`` and ``user_id`` are accepted. Cheap fields are
+        checked on the columnar store first, so this stays usable on large datasets.
+        """
         with self.lock:
             store = self.store
             rows: Any = range(len(store.ids))
             if "recipient_email" in field_equals:
                 rows = sorted(set(store.rows_for_email(str(field_equals["recipient_email"]))))
+            quick = {k: v for k, v in field_equals.items() if k in _QUICK_FIELDS}
             out = []
             for r in rows:
-                if store.is_deleted(r):
+                if store.is_deleted(r) or any(_QUICK_FIELDS[k](store, r) != v for k, v in quick.items()):
                     continue
                 doc = render.badge_full(self, r)
                 doc["badge_template_id"] = doc["badge_template"]["id"]
@@ -318,11 +333,12 @@ class EmulatorState:
                 issued = parse_timestamp(payload["issued_at"])
             except ValueError:
                 errors.append(("issued_at", MSG_INVALID))
-        expires = self._expires(payload, old, errors)
+        previous = None if old is None else (store.expires[old], store.expires_day[old])
+        expires = parse_expires(payload, previous, errors)
         locale = payload.get("locale") or "en"
         if locale not in LOCALES:
             errors.append(("locale", MSG_INVALID))
-        evidence = self._evidence(payload.get("evidence"), errors)
+        evidence = parse_evidence(payload.get("evidence"), errors, lambda: self._new_id("evidence"))
         if errors or template is None:
             raise validation_error(errors)
         ieid = payload.get("issuer_earner_id")
@@ -358,38 +374,6 @@ class EmulatorState:
             expires=expires,
             public=True,
         )
-
-    def _expires(
-        self, payload: Mapping[str, Any], old: int | None, errors: list[tuple[str, str]]
-    ) -> tuple[int, int]:
-        if "expires_at" not in payload:
-            if old is not None:
-                return self.store.expires[old], self.store.expires_day[old]
-            return NONE_TS, NONE_DAY
-        value = payload["expires_at"]
-        if value in (None, False, ""):
-            return NONE_TS, NONE_DAY
-        try:
-            return parse_timestamp(value)
-        except ValueError:
-            errors.append(("expires_at", MSG_INVALID))
-            return NONE_TS, NONE_DAY
-
-    def _evidence(self, value: Any, errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        if value in (None, []):
-            return []
-        if not isinstance(value, list) or not all(
-            isinstance(i, dict) and i.get("type") in EVIDENCE_TYPES for i in value
-        ):
-            errors.append(("evidence", MSG_INVALID))
-            return []
-        out = []
-        for item in value:
-            doc = {"id": self._new_id("evidence"), **{k: v for k, v in item.items() if k != "values"}}
-            if "values" in item:
-                doc["values"] = [{k: v for k, v in x.items() if k != "type"} for x in item["values"] or []]
-            out.append(doc)
-        return out
 
     def _is_duplicate(self, template: int, email: str, ieid: str | None, old: int | None) -> bool:
         store = self.store
