@@ -62,6 +62,7 @@ def validation_error(errors: list[tuple[str, str]], metadata: dict[str, Any] | N
 
 
 _EVENT_COUNTERS = (
+    "connections",
     "rate_limited",
     "dropped",
     "errors_injected",

@@ -44,6 +44,7 @@ class EmulatorServer(ThreadingHTTPServer):
         """Track open connections so ``stop`` can close idle keep-alive sockets."""
         with self._connections_lock:
             self._connections.add(request)
+        self.state.stats.incr("connections")
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

@@ -7,7 +7,6 @@ benchmarks (see the emulator report: ``EmulatorState(badges=1_000_000)``).
 from __future__ import annotations
 
 import base64
-import http.client
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -698,14 +697,12 @@ def test_error_after_applies_the_effect(s: requests.Session, emu: RunningEmulato
     assert emu.stats()["errors_after"] == 2
 
 
-def test_drop_closes_the_connection(emu: RunningEmulator) -> None:
+def test_drop_closes_the_connection(s: requests.Session, emu: RunningEmulator) -> None:
     emu.set_faults(drop_rate=1.0)
-    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=5)
-    conn.request("GET", f"/v1/organizations/{emu.org_id}/badges", headers=emu.headers)
-    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
-        conn.getresponse()
-    conn.close()
+    with pytest.raises(requests.ConnectionError, match="Connection aborted|RemoteDisconnected"):
+        s.get(f"{emu.org_url}/badges")
     assert emu.stats()["dropped"] == 1
+    assert emu.stats()["by_status"] == {}
 
 
 def test_fail_paths_latency_and_http_admin(s: requests.Session, emu: RunningEmulator) -> None:
@@ -737,19 +734,11 @@ def test_faults_are_deterministic_under_a_seed(credly_emulator_factory: Any) -> 
 
 
 # ---------------------------------------------------------------------- plumbing & Python API
-def test_keep_alive_reuses_the_connection(emu: RunningEmulator) -> None:
-    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=5)
-    conn.request("GET", f"/v1/organizations/{emu.org_id}", headers=emu.headers)
-    first = conn.getresponse()
-    first.read()
-    sock = conn.sock
-    conn.request("DELETE", f"/v1/organizations/{emu.org_id}/badges/nope", headers=emu.headers)
-    second = conn.getresponse()
-    second.read()
-    assert (first.status, second.status) == (200, 404)
-    assert conn.sock is sock
-    assert first.getheader("Content-Length")
-    conn.close()
+def test_keep_alive_reuses_the_connection(s: requests.Session, emu: RunningEmulator) -> None:
+    responses = [s.get(emu.org_url), s.delete(f"{emu.org_url}/badges/nope"), s.get(f"{emu.org_url}/badges")]
+    assert [r.status_code for r in responses] == [200, 404, 200]
+    assert all(r.headers["Content-Length"] == str(len(r.content)) for r in responses)
+    assert emu.stats()["connections"] == 1
 
 
 def test_python_api(emu: RunningEmulator) -> None:
