@@ -46,7 +46,8 @@ def roster_from(employees: Iterator[dict[str, Any]], n: int) -> list[dict[str, A
     for j, emp in enumerate(employees):
         if j % 33 == 0:  # ~3 % leavers
             continue
-        row = {k: emp[k] for k in ("email", "first_name", "last_name", "external_id", "team", "department")}
+        row = {k: emp.get(k) for k in ("email", "first_name", "last_name", "team", "department")}
+        row["external_id"] = emp.get("external_id") or f"HR-{j:06d}"
         if j % 20 == 1:  # 5 % changes
             row["team"] = "Reorganised"
         rows.append(row)
