@@ -1,0 +1,148 @@
+"""CredlyBadgeSensor: wait until badges matching a filter exist (or changed since a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from airflow_provider_credly.hooks.credly import CredlyHook
+from airflow_provider_credly.triggers.badges import CredlyBadgeTrigger, badge_filter, match_badges
+from airflow_provider_credly.warehouse.schema import parse_timestamp
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["CredlyBadgeSensor"]
+
+
+class CredlyBadgeSensor(BaseSensorOperator):
+    """Wait until at least ``min_count`` badges match ``filters`` (optionally: changed since a time).
+
+    Works in ``poke``/``reschedule`` mode and with ``deferrable=True``, where
+    :class:`~airflow_provider_credly.triggers.badges.CredlyBadgeTrigger` polls in the triggerer. The filter is
+    validated before any wait. The XCom value is ``{"count": n, "ids": [...]}`` (plus ``"badges"`` with
+    ``include_badges=True``).
+
+    :param filters: documented badge filters, e.g. ``{"state": "accepted", "badge_template_id": "..."}``.
+    :param changed_since: only badges updated at or after this time count (datetime or ISO text, templated,
+        e.g. ``"{{ data_interval_start }}"``).
+    :param min_count: how many matching badges end the wait.
+    :param max_results: how many ids (and badges) to return at most.
+    :param include_badges: return the badge records too (keep ``max_results`` small: XCom).
+    :param credly_conn_id: the Credly connection.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("credly_conn_id", "filters", "changed_since", "min_count")
+    ui_color = "#e6f0ff"
+
+    def __init__(
+        self,
+        *,
+        filters: Mapping[str, Any] | str | None = None,
+        changed_since: datetime | str | None = None,
+        min_count: int = 1,
+        max_results: int = 100,
+        include_badges: bool = False,
+        credly_conn_id: str = CredlyHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.changed_since = changed_since
+        self.min_count = min_count
+        self.max_results = max_results
+        self.include_badges = include_badges
+        self.credly_conn_id = credly_conn_id
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> CredlyHook:
+        """The Credly hook (built on first use)."""
+        return CredlyHook(credly_conn_id=self.credly_conn_id)
+
+    def _since(self) -> datetime | None:
+        value = self.changed_since
+        if value in (None, ""):
+            return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise ValueError(f"changed_since must be a datetime or ISO 8601 text, got {value!r}") from None
+
+    def _request(self) -> tuple[str | None, datetime | None]:
+        """Validate everything before the first request: the filter text and the change time."""
+        if int(self.min_count) < 1:
+            raise ValueError(f"min_count must be at least 1, got {self.min_count!r}")
+        if int(self.max_results) < 0:
+            raise ValueError(f"max_results must not be negative, got {self.max_results!r}")
+        since = self._since()
+        return badge_filter(self.filters, since), since
+
+    def _check(self, filter_text: str | None, since: datetime | None) -> dict[str, Any]:
+        return match_badges(
+            self.hook.client,
+            filter_text,
+            changed_since=since,
+            min_count=int(self.min_count),
+            max_results=int(self.max_results),
+            include_badges=self.include_badges,
+        )
+
+    @staticmethod
+    def _xcom(result: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in result.items() if k in ("count", "ids", "badges")}
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        filter_text, since = self._request()
+        result = self._check(filter_text, since)
+        self.log.info("%d matching badge(s); waiting for %d", result["count"], int(self.min_count))
+        return PokeReturnValue(is_done=bool(result["done"]), xcom_value=self._xcom(result))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        filter_text, since = self._request()
+        result = self._check(filter_text, since)  # done already: no deferral
+        if result["done"]:
+            self.log.info("%d matching badge(s) found at once", result["count"])
+            return self._xcom(result)
+        end_time = datetime.now(timezone.utc) + timedelta(seconds=float(self.timeout or 7 * 86400))
+        self.defer(
+            trigger=CredlyBadgeTrigger(
+                credly_conn_id=self.credly_conn_id,
+                filter_text=filter_text,
+                changed_since=since.isoformat() if since else None,
+                min_count=int(self.min_count),
+                max_results=int(self.max_results),
+                include_badges=self.include_badges,
+                poll_interval=float(self.poke_interval),
+                end_time=end_time.isoformat(),
+            ),
+            method_name="execute_complete",
+        )
+        return None  # not reached: defer() raises TaskDeferred
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the match, or fail (or skip with ``soft_fail``)."""
+        if not isinstance(event, Mapping) or "status" not in event:
+            raise AirflowException(f"unexpected event from CredlyBadgeTrigger: {event!r}")
+        status, message = event["status"], str(event.get("message", ""))
+        if status == "success":
+            self.log.info("Trigger: %s", message)
+            return self._xcom(event)
+        if status == "timeout" and self.soft_fail:
+            raise AirflowSkipException(f"Credly badge sensor timed out: {message}")
+        if status == "timeout":
+            from airflow.sdk.exceptions import AirflowSensorTimeout
+
+            raise AirflowSensorTimeout(f"Credly badge sensor timed out: {message}")
+        raise AirflowException(f"Credly badge sensor failed: {message}")
