@@ -27,7 +27,6 @@ from airflow_provider_credly.badge_actions import (
 from airflow_provider_credly.client.payloads import PayloadError, build_issue_payload, build_replace_payload
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing import BadgeIssuer, IfExists, run_bulk_issue, validate_rows
-from airflow_provider_credly.sql_rows import iter_query_rows, map_row, write_rows
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -299,6 +298,8 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
 
     def load_rows(self) -> list[dict[str, Any]]:
         """The input rows as badge-field dicts (from ``rows`` or ``sql``)."""
+        from airflow_provider_credly.sql_rows import iter_query_rows, map_row  # common.sql: imported on use
+
         if (self.rows is None) == (self.sql is None):
             raise ValueError("give exactly one of rows or sql")
         if self.sql is not None:
@@ -360,6 +361,8 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
     def _write_report(
         self, context: Context, report: Any, payloads: list[dict[str, Any]], tries: int
     ) -> None:
+        from airflow_provider_credly.sql_rows import write_rows
+
         ti = context.get("ti")
         dag_id = getattr(ti, "dag_id", None) or self.dag_id
         run_id = getattr(ti, "run_id", None) or context.get("run_id")
@@ -426,6 +429,8 @@ class _BadgeActionOperator(_CredlyOperator):
 
     def load_targets(self) -> list[dict[str, Any]]:
         """``[{"badge_id": ..., maybe "reason": ...}]`` from ``badge_ids`` or the query's rows."""
+        from airflow_provider_credly.sql_rows import iter_query_rows
+
         if (self.badge_ids is None) == (self.sql is None):
             raise ValueError("give exactly one of badge_ids or sql")
         if self.sql is not None:

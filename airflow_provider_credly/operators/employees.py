@@ -16,7 +16,6 @@ from airflow_provider_credly.employee_sync import (
     validate_roster,
 )
 from airflow_provider_credly.operators.badges import _as_list, _CredlyOperator
-from airflow_provider_credly.sql_rows import iter_query_rows, map_row
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,6 +105,8 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
 
     def load_roster(self) -> list[dict[str, Any]]:
         """The roster rows as employee-field dicts."""
+        from airflow_provider_credly.sql_rows import iter_query_rows, map_row  # common.sql: imported on use
+
         if (self.roster is None) == (self.sql is None):
             raise ValueError("give exactly one of roster or sql")
         if self.sql is not None:
