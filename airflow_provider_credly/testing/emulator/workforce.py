@@ -59,6 +59,8 @@ class Workforce:
     def __init__(self, seed: int, count: int, start_ms: int, names: Callable[[int], tuple[str, str]]):
         self.seed = seed
         self._created = 0
+        self.version = 0
+        self._cache: dict[tuple[str, str], tuple[int, list[Employee]]] = {}
         self.by_id: dict[str, Employee] = {}
         self.by_email: dict[str, Employee] = {}
         self.by_external: dict[str, Employee] = {}
@@ -91,6 +93,7 @@ class Workforce:
 
     def add(self, emp: Employee) -> None:
         """Index an employee."""
+        self.version += 1
         self.by_id[emp.id] = emp
         self.by_email[emp.email.lower()] = emp
         if emp.external_id:
@@ -98,6 +101,7 @@ class Workforce:
 
     def remove(self, emp: Employee) -> None:
         """Delete an employee from every index."""
+        self.version += 1
         del self.by_id[emp.id]
         self.by_email.pop(emp.email.lower(), None)
         if emp.external_id:
@@ -110,9 +114,12 @@ class Workforce:
 
     def query(self, filter_text: str | None, sort_text: str | None) -> list[Employee]:
         """Filtered and sorted employees (default: ``created_at`` ascending)."""
-        preds: list[Callable[[Employee], bool]] = []
-        for key, value in parse_pairs(filter_text):
-            preds.append(_employee_predicate(key, value))
+        preds = [_employee_predicate(key, value) for key, value in parse_pairs(filter_text)]
+        spec = parse_sort(sort_text, EMPLOYEE_SORT_KEYS)
+        cache_key = (filter_text or "", sort_text or "")
+        hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
         rows = [e for e in self.by_id.values() if all(p(e) for p in preds)]
         rows.sort(key=lambda e: (e.created_ms, e.id))
         keys: dict[str, Callable[[Any], Any]] = {
@@ -121,7 +128,10 @@ class Workforce:
             "first_name": lambda e: e.first_name.lower(),
             "last_name": lambda e: e.last_name.lower(),
         }
-        apply_sort(rows, parse_sort(sort_text, EMPLOYEE_SORT_KEYS), keys)
+        apply_sort(rows, spec, keys)
+        if len(self._cache) >= 8:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[cache_key] = (self.version, rows)
         return rows
 
     def create(self, payload: Mapping[str, Any], now_ms: int) -> Employee:
@@ -158,6 +168,7 @@ class Workforce:
             errors.append(("external_id", MSG_TAKEN))
 
     def _apply(self, emp: Employee, payload: Mapping[str, Any]) -> None:
+        self.version += 1
         for name in EDITABLE_FIELDS:
             if name not in payload:
                 continue
@@ -188,6 +199,7 @@ class Workforce:
             pool = [e for e in (self.by_email.get(i.lower()) for i in ids) if e]
         else:
             pool = [e for e in (self.by_external.get(i) for i in ids) if e]
+        self.version += 1
         for emp in pool:
             if emp.employee_state in statuses:
                 emp.invited_ms = now_ms
