@@ -85,6 +85,9 @@ def test_bulk_issue_1000_badges_with_faults_and_task_retries(
     ti = next(t for t in dag_run.get_task_instances() if t.task_id == "issue")
     assert ti.try_number >= 2  # Airflow retried the task inside dag.test()
     stats = emulator.stats()
+    print(
+        f"tries={ti.try_number} emulator={ {k: stats[k] for k in ('errors_injected', 'errors_after', 'dropped')} }"
+    )
     assert stats["errors_after"] > 0
     assert stats["errors_injected"] > 0
 
@@ -102,6 +105,7 @@ def test_bulk_issue_1000_badges_with_faults_and_task_retries(
     assert report["already_existed"] >= 400  # found by the retry's one-pass look-up, not issued again
     assert len(report["rows"]) == 1000
     assert sorted(r[0] for r in report["rows"]) == list(range(1000))
+    print(f"final try: issued={report['issued']} already_existed={report['already_existed']}")
     assert {r[2] for r in report["rows"]} == {per_email[e][0]["id"] for e in emails}
 
 
