@@ -24,6 +24,7 @@ from airflow_provider_credly.badge_actions import (
     revoke_badge,
     run_actions,
 )
+from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_issue_payload, build_replace_payload
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing import BadgeIssuer, IfExists, run_bulk_issue, validate_rows
@@ -452,15 +453,17 @@ class _BadgeActionOperator(_CredlyOperator):
             raise ValueError(f"{len(bad)} item(s) have no badge_id (a non-empty string): rows {shown}")
         return targets
 
-    def act(self, target: Mapping[str, Any]) -> ActionResult:
+    def act(self, client: CredlyClient, target: Mapping[str, Any]) -> ActionResult:
+        """Act on one badge."""
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
         targets = self.load_targets()
         self.check(targets)
+        client = self.hook.client  # built once, before the worker threads share it
         results = run_actions(
             [t["badge_id"] for t in targets],
-            lambda i: self.act(targets[i]),
+            lambda i: self.act(client, targets[i]),
             workers=self.workers,
             max_failures=self.max_failures,
         )
@@ -518,9 +521,9 @@ class CredlyRevokeBadgeOperator(_BadgeActionOperator):
                 f"a revocation reason is required; none for {len(missing)} badge(s): {missing[:20]}"
             )
 
-    def act(self, target: Mapping[str, Any]) -> ActionResult:
+    def act(self, client: CredlyClient, target: Mapping[str, Any]) -> ActionResult:
         return revoke_badge(
-            self.hook.client,
+            client,
             target["badge_id"],
             str(target.get("reason") or self.reason),
             suppress_revoke_notification_email=self.suppress_revoke_notification_email,
@@ -545,8 +548,8 @@ class CredlyDeleteBadgeOperator(_BadgeActionOperator):
     XCom: as :class:`CredlyRevokeBadgeOperator`, outcomes ``deleted``, ``already_deleted``, ``failed``.
     """
 
-    def act(self, target: Mapping[str, Any]) -> ActionResult:
-        return delete_badge(self.hook.client, target["badge_id"], follow_replacement=self.follow_replacement)
+    def act(self, client: CredlyClient, target: Mapping[str, Any]) -> ActionResult:
+        return delete_badge(client, target["badge_id"], follow_replacement=self.follow_replacement)
 
 
 class CredlyReplaceBadgeOperator(_CredlyOperator):
