@@ -223,7 +223,12 @@ class SyncResult:
 
     def to_xcom(self, plan: SyncPlan, *, dry_run: bool, max_ids: int = 1000) -> dict[str, Any]:
         """Counts and ids per action (each id list capped at ``max_ids``), failures, the plan's counts."""
-        out: dict[str, Any] = {"dry_run": dry_run, "plan": plan.summary(), "failed": len(self.failures)}
+        out: dict[str, Any] = {
+            "dry_run": dry_run,
+            "counts": {action: len(ids) for action, ids in self.done.items()},
+            "failed": len(self.failures),
+            "plan": plan.summary(),
+        }
         for action, ids in self.done.items():
             out[action] = {"count": len(ids), "ids": ids[:max_ids], "truncated": len(ids) > max_ids}
         out["failures"] = [list(f) for f in self.failures[:max_ids]]

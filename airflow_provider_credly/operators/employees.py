@@ -49,8 +49,9 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
     :param max_xcom_ids: cap on each id list in XCom.
     :param credly_conn_id: the Credly connection.
 
-    XCom: ``{"dry_run", "plan": {"roster", "existing", "create", "update", "delete", "unchanged", "invite",
-    "warnings"}, "created"|"updated"|"deleted"|"invited": {"count", "ids", "truncated"}, "failed",
+    XCom: ``{"dry_run", "counts": {"created", "updated", "deleted", "invited"}, "failed",
+    "plan": {"roster", "existing", "create", "update", "delete", "unchanged", "invite", "warnings"},
+    "created"|"updated"|"deleted"|"invited": {"count", "ids", "truncated"},
     "failures": [[action, id, reason]], "warnings": [...]}``.
     """
 
@@ -145,7 +146,7 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
             client, plan, workers=self.workers, max_failures=self.max_failures, stop=self._stop
         )
         xcom = result.to_xcom(plan, dry_run=False, max_ids=self.max_xcom_ids)
-        self.log.info("Done: %s", {a: xcom[a]["count"] for a in ("created", "updated", "deleted", "invited")})
+        self.log.info("Done: %s", xcom["counts"])
         for action, ident, reason in result.failures[:50]:
             self.log.warning("%s %s failed: %s", action, ident, reason)
         planned = len(plan.creates) + len(plan.updates) + len(plan.deletes)
