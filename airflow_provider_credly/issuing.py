@@ -189,10 +189,16 @@ class BadgeIssuer:
             try:
                 badge = self._call(lambda: self.client.issue_badge(**payload))
             except ValidationError as exc:
-                found = self._find(payload, unclaimed_only=False)
+                rejected = f"rejected ({exc.status}): {'; '.join(exc.messages)}"
+                try:
+                    found = self._find(payload, unclaimed_only=False)
+                except ApiError as lookup:
+                    return IssueResult(
+                        "failed", None, f"{rejected}; look-up of an existing badge failed: {lookup}"
+                    )
                 if found:
                     return self.existing_result(found)
-                return IssueResult("failed", None, f"rejected ({exc.status}): {'; '.join(exc.messages)}")
+                return IssueResult("failed", None, rejected)
             except RateLimitError as exc:  # not applied; the core already waited as long as allowed
                 last = exc
                 self._sleep(exc.retry_after or 1.0)
