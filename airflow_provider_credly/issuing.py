@@ -120,7 +120,7 @@ class BadgeIssuer:
         client: CredlyClient,
         *,
         if_exists: IfExists = "return",
-        max_attempts: int = 3,
+        max_attempts: int = 5,
         limiter: AdaptiveLimiter | None = None,
         rate: RequestRate | None = None,
         sleep: Callable[[float], None] = time.sleep,
