@@ -26,7 +26,7 @@ from airflow_provider_credly.client.filters import (
 )
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.hooks.credly import CredlyHook
-from airflow_provider_credly.warehouse.checkpoint import Checkpoint
+from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
 from airflow_provider_credly.warehouse.schema import BADGES, EMPLOYEES, EVENTS, TableName, TableSpec
 from airflow_provider_credly.warehouse.transfer import run_transfer
 from airflow_provider_credly.warehouse.writers import writer_for
@@ -39,6 +39,7 @@ __all__ = [
     "CredlyEmployeesToSqlOperator",
     "CredlyEventsToSqlOperator",
     "incremental_since",
+    "table_counts",
     "warehouse_asset",
 ]
 
@@ -70,6 +71,22 @@ def incremental_since(
     if data_interval_start is None:
         return None
     return format_date(data_interval_start - overlap, key="data_interval_start")
+
+
+def table_counts(destination_conn_id: str, table: str, group_by: str | None = "state") -> dict[str, Any]:
+    """Row count of a transfer's table (and per ``group_by`` value), for reports at the end of a DAG.
+
+    :return: ``{"table": ..., "rows": n, "by_<group_by>": {value: n}}``.
+    """
+    name = TableName.parse(table)
+    hook = BaseHook.get_connection(destination_conn_id).get_hook()  # type: ignore[no-untyped-call]
+    total = hook.get_first(f"SELECT COUNT(*) FROM {name}")[0]
+    out: dict[str, Any] = {"table": str(name), "rows": int(total)}
+    if group_by:
+        TableName.parse(group_by)  # a plain column name
+        rows = hook.get_records(f"SELECT {group_by}, COUNT(*) FROM {name} GROUP BY 1 ORDER BY 2 DESC")
+        out[f"by_{group_by}"] = {str(k): int(v) for k, v in rows}
+    return out
 
 
 class _CredlyToSqlOperator(BaseOperator):
@@ -133,8 +150,11 @@ class _CredlyToSqlOperator(BaseOperator):
             raise ValueError(f"batch_rows must be at least 1, got {self.batch_rows!r}")
         return table
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
-        """The page opener (cursor URL -> pages) and the request's description (fingerprint, XCom)."""
+    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
+        """The page opener (cursor URL -> pages) and the request's description (fingerprint, XCom).
+
+        Validates the settings (no HTTP request is made here).
+        """
         raise NotImplementedError
 
     def transfer_key(self, context: Context, table: TableName) -> str:
@@ -155,34 +175,45 @@ class _CredlyToSqlOperator(BaseOperator):
 
     # -- execution -----------------------------------------------------------------------------------
 
+    def wants_bootstrap(self, saved: Checkpoint | None) -> bool:
+        """Whether this run must be a full "bootstrap" load instead of the configured one (see the badges
+        transfer's ``bootstrap_full``); ``False`` here."""
+        return False
+
     def execute(self, context: Context) -> dict[str, Any]:
         table = self.validate()
-        open_pages, request = self.build_request(context)
-        if self.prune and request.get("mode", "full") != "full":
-            raise ValueError("prune=True needs mode='full'")
-        if self.prune and request.get("filter"):
-            raise ValueError(
-                "prune=True deletes every row the load did not see, so it needs an unfiltered full load; "
-                f"this load has filter {request['filter']!r}"
-            )
-        fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
+        self.build_request(context, bootstrap=False)  # validates every setting before any I/O
+        key = self.transfer_key(context, table)
         writer = writer_for(self.get_db_hook(), self.spec, table, children=self.include_child_tables)
-        self.log.info(
-            "Loading Credly %s into %s (%s) on %r",
-            self.spec.kind,
-            table,
-            type(writer).__name__,
-            self.destination_conn_id,
-        )
         try:
+            store = CheckpointStore(writer)
+            writer.ensure_tables([store.ddl()])
+            open_pages, request = self.build_request(context, bootstrap=self.wants_bootstrap(store.load(key)))
+            if self.prune and request.get("mode", "full") != "full":
+                raise ValueError("prune=True needs mode='full'")
+            if self.prune and request.get("filter"):
+                raise ValueError(
+                    "prune=True deletes every row the load did not see, so it needs an unfiltered full load; "
+                    f"this load has filter {request['filter']!r}"
+                )
+            fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
+            self.log.info(
+                "Loading Credly %s into %s (%s) on %r: %s",
+                self.spec.kind,
+                table,
+                type(writer).__name__,
+                self.destination_conn_id,
+                {k: v for k, v in request.items() if v is not None},
+            )
             result = run_transfer(
                 open_pages=open_pages,
                 writer=writer,
-                key=self.transfer_key(context, table),
+                key=key,
                 fingerprint=fingerprint,
                 prune=self.prune,
                 queue_size=int(self.page_queue_size),
                 batch_rows=int(self.batch_rows),
+                checkpoints=store,
                 after_commit=self.after_batch_committed,
                 logger=self.log,
             )
@@ -216,6 +247,8 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
     :param until: ``created_at_max`` (templated; inclusive day).
     :param filters: more documented badge filters (``{"state": "accepted"}``), validated before any request.
     :param badge_format: ``default`` or ``minimal`` (fastest; fewer columns filled).
+    :param bootstrap_full: in incremental mode, load everything (no watermark) the first time this task
+        loads into the table (no checkpoint yet), and continue such a first load until it completes.
     :param prune: after an unfiltered full load, delete rows it did not see (deleted or replaced badges).
     :param include_child_tables: also maintain ``<table>_skills`` and ``<table>_evidence``.
     :param page_queue_size: pages fetched ahead of the writer (memory bound).
@@ -245,9 +278,11 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         until: Any = None,
         filters: Mapping[str, Any] | str | None = None,
         badge_format: str = "default",
+        bootstrap_full: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.bootstrap_full = bootstrap_full
         self.mode = mode
         self.overlap = overlap
         self.watermark = watermark
@@ -257,7 +292,15 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         self.filters = filters
         self.badge_format = badge_format
 
-    def build_filters(self, context: Context) -> tuple[dict[str, Any], str | None]:
+    def wants_bootstrap(self, saved: Checkpoint | None) -> bool:
+        """A first incremental load (no checkpoint), or an unfinished bootstrap, loads everything."""
+        if self.mode != "incremental" or not self.bootstrap_full:
+            return False
+        return saved is None or (saved.status != "done" and '"bootstrap": true' in saved.fingerprint)
+
+    def build_filters(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[dict[str, Any], str | None]:
         """The badge filters of this run and the incremental lower bound (``None`` in full mode)."""
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
@@ -275,7 +318,9 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
                     raise ValueError(f"filter {key!r} is set both in filters and by since/until")
                 merged[key] = value
         since: str | None = None
-        if self.mode == "incremental":
+        if self.mode == "incremental" and bootstrap:
+            self.log.info("First incremental load into this table: loading every badge (bootstrap_full)")
+        elif self.mode == "incremental":
             if self.watermark_filter in merged:
                 raise ValueError(f"incremental mode sets {self.watermark_filter!r}: remove it from filters")
             since = incremental_since(context.get("data_interval_start"), self.overlap, self.watermark)
@@ -286,8 +331,8 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         build_filter(merged, BADGE_FILTERS)  # every key and value checked before the first request
         return merged, since
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
-        filters, since = self.build_filters(context)
+    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
+        filters, since = self.build_filters(context, bootstrap=bootstrap)
         filter_text = build_filter(filters, BADGE_FILTERS)
         client = self.credly_hook.client
         badge_format: BadgeFormat = "minimal" if self.badge_format == "minimal" else "default"
@@ -305,6 +350,7 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
             "badge_format": badge_format,
             "watermark": since,
             "watermark_filter": self.watermark_filter if since else None,
+            "bootstrap": bootstrap or None,
         }
         return open_pages, request
 
@@ -327,7 +373,7 @@ class CredlyEmployeesToSqlOperator(_CredlyToSqlOperator):
         super().__init__(**kwargs)
         self.filters = filters
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
         filter_text = build_filter(self.filters, EMPLOYEE_FILTERS)
         client = self.credly_hook.client
 
@@ -349,7 +395,7 @@ class CredlyEventsToSqlOperator(_CredlyToSqlOperator):
 
     spec = EVENTS
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
         client = self.credly_hook.client
 
         def open_pages(start_url: str | None) -> Iterator[Page]:
