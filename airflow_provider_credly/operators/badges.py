@@ -93,12 +93,45 @@ def _as_list(value: Any, what: str) -> list[Any]:
     raise ValueError(f"{what} must be a list, got {type(value).__name__}")
 
 
+_TRUE = ("true", "1", "yes", "y", "on")
+_FALSE = ("false", "0", "no", "n", "off", "")
+
+
+def _coerce(value: Any, kind: str, name: str) -> Any:
+    """A rendered template value (a string) back to ``kind`` (``flag``, ``int``, ``float``); ``None`` stays."""
+    if value is None or (kind == "flag" and isinstance(value, bool)):
+        return value
+    try:
+        if kind == "flag":
+            text = str(value).strip().lower()
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        return float(value) if value != "" else None
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be {'true or false' if kind == 'flag' else 'a number'}, got {value!r}"
+        ) from None
+
+
 class _CredlyOperator(BaseOperator):
-    """Shared plumbing: the connection id and a lazily built hook."""
+    """Shared plumbing: the connection id, a lazily built hook and typed template fields."""
+
+    #: attribute name -> ``flag``/``int``/``float``: templated, converted back before use.
+    typed_fields: dict[str, str] = {}
 
     def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.credly_conn_id = credly_conn_id
+
+    def coerce_typed_fields(self) -> None:
+        """Convert rendered string values of :attr:`typed_fields` (``"{{ params.x }}"``) to their types."""
+        for name, kind in self.typed_fields.items():
+            setattr(self, name, _coerce(getattr(self, name), kind, name))
 
     @cached_property
     def hook(self) -> CredlyHook:
@@ -150,8 +183,10 @@ class CredlyIssueBadgeOperator(_CredlyOperator):
         "evidence",
         "extra_fields",
         "if_exists",
+        "check_existing",
         "credly_conn_id",
     )
+    typed_fields = {"suppress_badge_notification_email": "flag", "check_existing": "flag"}
 
     def __init__(
         self,
@@ -207,6 +242,7 @@ class CredlyIssueBadgeOperator(_CredlyOperator):
         return build_issue_payload(fields)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.coerce_typed_fields()
         payload = self.build_payload(context)
         issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists)
         check = try_number(context) > 1 if self.check_existing is None else self.check_existing
@@ -255,11 +291,23 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
         "column_mapping",
         "defaults",
         "if_exists",
+        "check_existing",
+        "workers",
+        "max_requests_per_second",
+        "max_failures",
         "report_conn_id",
         "report_table",
+        "max_xcom_rows",
         "credly_conn_id",
     )
     template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
+    typed_fields = {
+        "check_existing": "flag",
+        "workers": "int",
+        "max_requests_per_second": "float",
+        "max_failures": "int",
+        "max_xcom_rows": "int",
+    }
 
     def __init__(
         self,
@@ -317,6 +365,7 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
         ]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.coerce_typed_fields()
         if self.report_table and not self.report_conn_id:
             raise ValueError("report_table needs report_conn_id")
         payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
@@ -401,9 +450,18 @@ class _BadgeActionOperator(_CredlyOperator):
         "sql_conn_id",
         "parameters",
         "follow_replacement",
+        "workers",
+        "max_failures",
+        "max_xcom_rows",
         "credly_conn_id",
     )
     template_fields_renderers = {"sql": "sql"}
+    typed_fields = {
+        "follow_replacement": "flag",
+        "workers": "int",
+        "max_failures": "int",
+        "max_xcom_rows": "int",
+    }
 
     def __init__(
         self,
@@ -458,6 +516,7 @@ class _BadgeActionOperator(_CredlyOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.coerce_typed_fields()
         targets = self.load_targets()
         self.check(targets)
         client = self.hook.client  # built once, before the worker threads share it
@@ -501,7 +560,12 @@ class CredlyRevokeBadgeOperator(_BadgeActionOperator):
     "results": [{"badge_id", "outcome", "acted_on", "new_badge_id", "detail"}], "results_truncated"}``.
     """
 
-    template_fields: Sequence[str] = (*_BadgeActionOperator.template_fields, "reason")
+    template_fields: Sequence[str] = (
+        *_BadgeActionOperator.template_fields,
+        "reason",
+        "suppress_revoke_notification_email",
+    )
+    typed_fields = {**_BadgeActionOperator.typed_fields, "suppress_revoke_notification_email": "flag"}
 
     def __init__(
         self,
@@ -578,6 +642,7 @@ class CredlyReplaceBadgeOperator(_CredlyOperator):
         "follow_replacement",
         "credly_conn_id",
     )
+    typed_fields = {"follow_replacement": "flag"}
 
     def __init__(
         self,
@@ -597,6 +662,7 @@ class CredlyReplaceBadgeOperator(_CredlyOperator):
         self.follow_replacement = follow_replacement
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.coerce_typed_fields()
         if not str(self.badge_id or "").strip():
             raise ValueError("badge_id is required")
         body = {

@@ -66,9 +66,20 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
         "max_delete_fraction",
         "invite_states",
         "dry_run_mode",
+        "workers",
+        "max_failures",
+        "max_xcom_ids",
         "credly_conn_id",
     )
     template_fields_renderers = {"sql": "sql", "roster": "json"}
+    typed_fields = {
+        "delete_missing": "flag",
+        "max_delete_fraction": "float",
+        "dry_run_mode": "flag",
+        "workers": "int",
+        "max_failures": "int",
+        "max_xcom_ids": "int",
+    }
 
     def __init__(
         self,
@@ -124,7 +135,8 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
         ]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if not 0 <= float(self.max_delete_fraction) <= 1:
+        self.coerce_typed_fields()
+        if self.max_delete_fraction is None or not 0 <= self.max_delete_fraction <= 1:
             raise ValueError("max_delete_fraction must be between 0 and 1")
         roster = validate_roster(self.load_roster(), self.key)
         self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
@@ -135,7 +147,7 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
             key=self.key,
             delete_missing=bool(self.delete_missing),
             invite_states=_as_list(self.invite_states, "invite_states"),
-            max_delete_fraction=float(self.max_delete_fraction),
+            max_delete_fraction=self.max_delete_fraction,
         )
         self.log.info("Plan%s: %s", " (dry run)" if self.dry_run_mode else "", plan.summary())
         for warning in plan.warnings[:20]:

@@ -302,3 +302,17 @@ def test_replace_already_replaced_first_try_fails_retry_adopts() -> None:
 def test_replace_validation() -> None:
     with pytest.raises(ValueError, match="badge_template_id"):
         CredlyReplaceBadgeOperator(task_id="rep", badge_id="b1", badge_template_id="").execute(ctx())
+
+
+@responses.activate
+def test_rendered_numbers_and_flags_are_converted() -> None:
+    responses.put(f"{BADGES}/old/revoke", json=REVOKE_REPLACED, status=422)
+    responses.put(f"{BADGES}/new-1/revoke", json={"data": badge("new-1", state="revoked")})
+    op = CredlyRevokeBadgeOperator(
+        task_id="r", badge_ids='["old"]', reason="x", follow_replacement="True", workers="2", max_failures="0"
+    )
+    assert op.execute(ctx())["counts"] == {"revoked": 1}
+    assert (op.workers, op.follow_replacement) == (2, True)
+    with pytest.raises(ValueError, match="workers must be a number"):
+        CredlyRevokeBadgeOperator(task_id="r", badge_ids="a", reason="x", workers="many").execute(ctx())
+    assert {"workers", "max_failures", "follow_replacement"} <= set(CredlyRevokeBadgeOperator.template_fields)

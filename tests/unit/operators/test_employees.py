@@ -135,3 +135,22 @@ def test_template_fields() -> None:
     assert {"roster", "sql", "dry_run_mode", "credly_conn_id", "max_delete_fraction"} <= set(
         CredlyEmployeeSyncOperator.template_fields
     )
+
+
+@responses.activate
+def test_rendered_string_flags_are_converted_not_truthy() -> None:
+    list_employees(*(emp(i) for i in range(10)))
+    op = CredlyEmployeeSyncOperator(
+        task_id="sync",
+        roster=[roster_row(0)],
+        delete_missing="False",
+        dry_run="true",
+        max_delete_fraction="0.5",
+    )
+    xcom = op.execute(ctx())
+    assert xcom["dry_run"] is True
+    assert xcom["plan"]["delete"] == 0  # "False" did not turn deletes on
+    with pytest.raises(ValueError, match="delete_missing must be true or false"):
+        CredlyEmployeeSyncOperator(task_id="sync", roster=[roster_row(0)], delete_missing="maybe").execute(
+            ctx()
+        )
