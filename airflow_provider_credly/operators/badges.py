@@ -6,14 +6,11 @@ these classes only turn Airflow arguments and context into calls and results.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_credly.badge_actions import (
@@ -26,8 +23,8 @@ from airflow_provider_credly.badge_actions import (
 )
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_issue_payload, build_replace_payload
-from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing import BadgeIssuer, IfExists, run_bulk_issue, validate_rows
+from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, run_date, try_number
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,6 +38,9 @@ __all__ = [
     "run_date",
     "try_number",
 ]
+
+# Kept for modules that imported it from here before it moved to operators.base.
+_as_list = as_list
 
 REPORT_COLUMNS = (
     ("dag_id", "VARCHAR(250)"),
@@ -58,88 +58,7 @@ REPORT_COLUMNS = (
 )
 
 
-def run_date(context: Context | Mapping[str, Any]) -> datetime:
-    """The run's logical date; ``data_interval_end`` or now when it has none (manual runs in Airflow 3)."""
-    for key in ("logical_date", "data_interval_end"):
-        value = context.get(key)
-        if value is not None:
-            return cast(datetime, value)
-    return datetime.now(timezone.utc)
-
-
-def try_number(context: Context | Mapping[str, Any]) -> int:
-    """The task instance's try number (1 outside a task run)."""
-    ti = context.get("ti")
-    return int(getattr(ti, "try_number", None) or 1)
-
-
-def _as_list(value: Any, what: str) -> list[Any]:
-    """A templated list argument: a list, a JSON string of a list, or one scalar."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"{what} is not valid JSON: {exc}") from None
-        else:
-            return [text] if text else []
-    if isinstance(value, Mapping):
-        return [value]
-    if isinstance(value, Sequence):
-        return list(value)
-    raise ValueError(f"{what} must be a list, got {type(value).__name__}")
-
-
-_TRUE = ("true", "1", "yes", "y", "on")
-_FALSE = ("false", "0", "no", "n", "off", "")
-
-
-def _coerce(value: Any, kind: str, name: str) -> Any:
-    """A rendered template value (a string) back to ``kind`` (``flag``, ``int``, ``float``); ``None`` stays."""
-    if value is None or (kind == "flag" and isinstance(value, bool)):
-        return value
-    try:
-        if kind == "flag":
-            text = str(value).strip().lower()
-            if text in _TRUE or text in _FALSE:
-                return text in _TRUE
-            raise ValueError
-        if kind == "int":
-            if isinstance(value, bool):
-                raise ValueError
-            return int(str(value).strip()) if isinstance(value, str) else int(value)
-        return float(value) if value != "" else None
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be {'true or false' if kind == 'flag' else 'a number'}, got {value!r}"
-        ) from None
-
-
-class _CredlyOperator(BaseOperator):
-    """Shared plumbing: the connection id, a lazily built hook and typed template fields."""
-
-    #: attribute name -> ``flag``/``int``/``float``: templated, converted back before use.
-    typed_fields: dict[str, str] = {}
-
-    def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.credly_conn_id = credly_conn_id
-
-    def coerce_typed_fields(self) -> None:
-        """Convert rendered string values of :attr:`typed_fields` (``"{{ params.x }}"``) to their types."""
-        for name, kind in self.typed_fields.items():
-            setattr(self, name, _coerce(getattr(self, name), kind, name))
-
-    @cached_property
-    def hook(self) -> CredlyHook:
-        """The Credly hook (built on first use, never in the constructor)."""
-        return CredlyHook(self.credly_conn_id, pool_size=max(16, int(getattr(self, "workers", 0) or 0)))
-
-
-class CredlyIssueBadgeOperator(_CredlyOperator):
+class CredlyIssueBadgeOperator(CredlyBaseOperator):
     """Issue one badge, exactly once across retries.
 
     Every argument is templated. A duplicate-badge 422, or a badge found for the same template and
@@ -253,7 +172,7 @@ class CredlyIssueBadgeOperator(_CredlyOperator):
         return {"outcome": result.outcome, **(result.badge or {})}
 
 
-class CredlyBulkIssueBadgesOperator(_CredlyOperator):
+class CredlyBulkIssueBadgesOperator(CredlyBaseOperator):
     """Issue many badges, each exactly once, from a list of rows or a SQL query.
 
     Every row is validated before the first call; all invalid rows are reported at once. Rows are issued by
@@ -361,7 +280,7 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
             )
         return [
             map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
-            for r in _as_list(self.rows, "rows")
+            for r in as_list(self.rows, "rows")
         ]
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -441,7 +360,7 @@ class CredlyBulkIssueBadgesOperator(_CredlyOperator):
         self._stop.set()
 
 
-class _BadgeActionOperator(_CredlyOperator):
+class _BadgeActionOperator(CredlyBaseOperator):
     """Shared by revoke and delete: ids from a list or a query, a few workers, a failure threshold."""
 
     template_fields: Sequence[str] = (
@@ -497,7 +416,7 @@ class _BadgeActionOperator(_CredlyOperator):
                 raise ValueError("sql needs sql_conn_id")
             raw: list[Any] = list(iter_query_rows(self.sql_conn_id, self.sql, parameters=self.parameters))
         else:
-            raw = _as_list(self.badge_ids, "badge_ids")
+            raw = as_list(self.badge_ids, "badge_ids")
         targets, bad = [], []
         for i, item in enumerate(raw):
             target = dict(item) if isinstance(item, Mapping) else {"badge_id": item}
@@ -616,7 +535,7 @@ class CredlyDeleteBadgeOperator(_BadgeActionOperator):
         return delete_badge(client, target["badge_id"], follow_replacement=self.follow_replacement)
 
 
-class CredlyReplaceBadgeOperator(_CredlyOperator):
+class CredlyReplaceBadgeOperator(CredlyBaseOperator):
     """Replace a badge with a new one (Credly creates the new badge and links the old one to it).
 
     Retry-safe: a replace whose outcome is unknown is checked by sending it again (Credly answers "already

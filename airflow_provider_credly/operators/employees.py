@@ -15,7 +15,7 @@ from airflow_provider_credly.employee_sync import (
     plan_sync,
     validate_roster,
 )
-from airflow_provider_credly.operators.badges import _as_list, _CredlyOperator
+from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["CredlyEmployeeSyncOperator"]
 
 
-class CredlyEmployeeSyncOperator(_CredlyOperator):
+class CredlyEmployeeSyncOperator(CredlyBaseOperator):
     """Make the organization's Workforce employees match a roster.
 
     One listing pass over the current employees is compared with the roster (keyed by ``external_id`` or
@@ -131,7 +131,7 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
             )
         return [
             map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
-            for r in _as_list(self.roster, "roster")
+            for r in as_list(self.roster, "roster")
         ]
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -146,7 +146,7 @@ class CredlyEmployeeSyncOperator(_CredlyOperator):
             client.iter_employees(),
             key=self.key,
             delete_missing=bool(self.delete_missing),
-            invite_states=_as_list(self.invite_states, "invite_states"),
+            invite_states=as_list(self.invite_states, "invite_states"),
             max_delete_fraction=self.max_delete_fraction,
         )
         self.log.info("Plan%s: %s", " (dry run)" if self.dry_run_mode else "", plan.summary())
