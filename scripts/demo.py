@@ -8,7 +8,6 @@ warehouse is the DuckDB file ``.demo/warehouse.duckdb``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -34,6 +33,15 @@ ORDER = [
 
 
 def _prepare_airflow(home: Path) -> None:
+    import warnings
+
+    from cryptography.fernet import Fernet
+
+    # Library deprecation chatter would drown what the demo is about.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx.*")
+    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    os.environ["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
@@ -46,18 +54,14 @@ def _set_conn(conn_id: str, **fields: Any) -> None:
 
 
 def _load_dags() -> list[Any]:
-    from airflow.sdk import DAG
+    from airflow.dag_processing.dagbag import DagBag
 
-    found: dict[str, Any] = {}
-    for path in sorted((ROOT / "dags_examples").glob("*.py")):
-        spec = importlib.util.spec_from_file_location(f"dags_examples.{path.stem}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        for value in vars(module).values():
-            if isinstance(value, DAG):
-                found[value.dag_id] = value
+    bag = DagBag(dag_folder=str(ROOT / "dags_examples"), safe_mode=False)
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"!! could not import {path}:\n{error}")
+        raise SystemExit(1)
+    found = dict(bag.dags)
     ordered = [found.pop(d) for d in ORDER if d in found]
     return ordered + [found[d] for d in sorted(found)]
 

@@ -1,4 +1,6 @@
-"""Pytest fixtures for the Credly emulator (``pytest_plugins = ["airflow_provider_credly.testing.pytest_plugin"]``)."""
+"""Pytest fixtures for the local emulators, registered automatically (``pytest11`` entry point) when the
+provider is installed: ``credly_emulator``, ``credly_emulator_factory``, ``canvas_emulator`` and ``canvas_conn``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_credly.testing.canvas.pytest_fixtures import canvas_conn, canvas_emulator
 from airflow_provider_credly.testing.emulator import EmulatorState, RunningEmulator, run_emulator
 from airflow_provider_credly.testing.emulator.faults import FAULT_NAMES
+
+__all__ = ["canvas_conn", "canvas_emulator", "credly_emulator", "credly_emulator_factory"]
 
 _STATE_ARGS = frozenset(inspect.signature(EmulatorState).parameters)
 
