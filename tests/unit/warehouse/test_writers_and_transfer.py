@@ -1,0 +1,286 @@
+"""Writers on real databases (DuckDB file, SQLite, PostgreSQL when reachable) and the transfer loop:
+upsert idempotence, prune, resume after a failure at any point, bounded pipeline."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import duckdb
+import pytest
+
+from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.warehouse import (
+    BADGES,
+    CheckpointStore,
+    DuckDBWriter,
+    PagePipeline,
+    PostgresWriter,
+    SqlWriter,
+    TableName,
+    batches,
+    run_transfer,
+)
+from airflow_provider_credly.warehouse.writers import LoadMeta, dedupe_by_key
+
+TABLE = TableName.parse("badges")
+
+
+def _badge(i, state="accepted", **extra):
+    return {
+        "id": f"id-{i:05d}",
+        "state": state,
+        "recipient_email": f"e{i}@example.com",
+        "public": i % 2 == 0,
+        "issued_at": "2025-01-02T03:04:05.000Z",
+        "updated_at": f"2025-01-{1 + i % 28:02d}T00:00:00.000Z",
+        "badge_template": {"id": "t", "name": "T", "skills": ["S1", f"S{i}"]},
+        "user": {"id": f"u{i}"},
+        "note": 'back\\slash "quoted" tab\t newline\n',
+        **extra,
+    }
+
+
+def _pages(items, size=10):
+    def open_pages(start):
+        k = int(start) if start else 0
+        for i in range(k, len(items), size):
+            nxt = str(i + size) if i + size < len(items) else None
+            yield Page(items[i : i + size], f"u{i}", nxt, {})
+
+    return open_pages
+
+
+def _postgres_writer(request, children):
+    import uuid
+
+    import psycopg
+
+    from tests.conftest import POSTGRES_DSN
+
+    request.getfixturevalue("postgres_available")
+    schema = f"w_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+        admin.execute(f"create schema {schema}")
+    writer = PostgresWriter(
+        psycopg.connect(POSTGRES_DSN, options=f"-c search_path={schema}"), BADGES, TABLE, children=children
+    )
+
+    def cleanup():
+        writer.close()
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+            admin.execute(f"drop schema {schema} cascade")
+
+    return writer, cleanup
+
+
+@pytest.fixture(params=["duckdb", "sqlite", "postgres"])
+def make_writer(request, tmp_path):
+    cleanups = []
+
+    def make(children=False):
+        if request.param == "duckdb":
+            writer = DuckDBWriter(
+                duckdb.connect(str(tmp_path / "w.duckdb")), BADGES, TABLE, children=children
+            )
+            cleanups.append(writer.close)
+        elif request.param == "sqlite":
+            conn = sqlite3.connect(str(tmp_path / "w.sqlite"))
+            writer = SqlWriter(conn, BADGES, TABLE, placeholder="?", children=children)
+            cleanups.append(writer.close)
+        else:
+            writer, cleanup = _postgres_writer(request, children)
+            cleanups.append(cleanup)
+        return writer
+
+    yield make
+    for cleanup in reversed(cleanups):
+        cleanup()
+
+
+def _content(writer):
+    return sorted(writer.fetchall("SELECT id, state, recipient_email, public, CAST(raw AS TEXT) FROM badges"))
+
+
+def test_upsert_is_idempotent_and_updates(make_writer):
+    writer = make_writer(children=True)
+    writer.ensure_tables()
+    items = [_badge(i) for i in range(30)]
+    assert writer.upsert(items, LoadMeta.new("l1")) == 30
+    writer.commit()
+    first = _content(writer)
+    assert writer.upsert(items, LoadMeta.new("l1")) == 30  # same rows again: no duplicates
+    writer.commit()
+    assert _content(writer) == first
+    assert writer.count() == 30
+    changed = [
+        _badge(3, state="revoked"),
+        _badge(3, state="revoked", revocation_reason="late"),
+    ]  # dup in batch
+    writer.upsert(changed, LoadMeta.new("l2"))
+    writer.commit()
+    rows = {r[0]: r for r in _content(writer)}
+    assert rows["id-00003"][1] == "revoked"
+    assert '"late"' in rows["id-00003"][4]
+    assert writer.count() == 30
+    skills = writer.fetchall(
+        "SELECT badge_id, position, skill FROM badges_skills WHERE badge_id = 'id-00003'"
+    )
+    assert sorted(skills) == [("id-00003", 0, "S1"), ("id-00003", 1, "S3")]
+
+
+def test_prune_deletes_rows_not_in_the_load(make_writer):
+    writer = make_writer(children=True)
+    writer.ensure_tables()
+    writer.upsert([_badge(i) for i in range(10)], LoadMeta.new("old"))
+    writer.upsert([_badge(i) for i in range(5)], LoadMeta.new("new"))
+    assert writer.prune("new") == 5
+    writer.commit()
+    assert writer.count() == 5
+    assert writer.fetchall("SELECT COUNT(DISTINCT badge_id) FROM badges_skills") == [(5,)]
+
+
+def test_rollback_discards_the_batch_and_its_checkpoint(make_writer):
+    writer = make_writer()
+    store = CheckpointStore(writer)
+    writer.ensure_tables([store.ddl()])
+    cp = store.new("k", "f", "l")
+    writer.upsert([_badge(1)], LoadMeta.new("l"))
+    store.save(cp.advance(next_url="next", pages=1, rows=1, max_updated_at=None))
+    writer.rollback()
+    assert writer.count() == 0
+    assert store.load("k") is None
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_transfer_resumes_exactly_after_a_failure(make_writer):
+    items = [_badge(i) for i in range(95)]
+    writer = make_writer()
+    seen_urls = []
+
+    def opener(start):
+        seen_urls.append(start)
+        return _pages(items)(start)
+
+    def die_after_batch_3(cp):
+        if cp.pages >= 6:
+            raise _Boom()
+
+    with pytest.raises(_Boom):
+        run_transfer(
+            open_pages=opener,
+            writer=writer,
+            key="k",
+            fingerprint="f",
+            batch_rows=20,
+            after_commit=die_after_batch_3,
+        )
+    assert writer.count() == 60  # three committed batches of two pages
+    result = run_transfer(
+        open_pages=opener, writer=writer, key="k", fingerprint="f", batch_rows=20, prune=True
+    )
+    assert seen_urls == [None, "60"]
+    assert result.resumed is True
+    assert result.resumed_at_page == 6
+    assert (result.rows, result.pages, result.pruned) == (95, 10, 0)
+    assert writer.count() == 95
+    assert writer.fetchall("SELECT COUNT(DISTINCT _load_id) FROM badges") == [(1,)]
+    # a finished load is not resumed: the next run starts over with a new load id
+    again = run_transfer(open_pages=opener, writer=writer, key="k", fingerprint="f", batch_rows=20)
+    assert again.resumed is False
+    assert seen_urls[-1] is None
+
+
+def test_transfer_does_not_resume_another_request(tmp_path):
+    writer = DuckDBWriter(duckdb.connect(str(tmp_path / "x.duckdb")), BADGES, TABLE)
+    items = [_badge(i) for i in range(40)]
+
+    def die(cp):
+        raise _Boom()
+
+    with pytest.raises(_Boom):
+        run_transfer(
+            open_pages=_pages(items), writer=writer, key="k", fingerprint="A", batch_rows=10, after_commit=die
+        )
+    result = run_transfer(open_pages=_pages(items), writer=writer, key="k", fingerprint="B", batch_rows=10)
+    assert result.resumed is False
+    assert result.rows == 40
+    writer.close()
+
+
+def test_write_failure_mid_batch_rolls_back(tmp_path):
+    writer = DuckDBWriter(duckdb.connect(str(tmp_path / "y.duckdb")), BADGES, TABLE)
+    items = [_badge(i) for i in range(30)]
+    items[25] = {"state": "no id"}
+    with pytest.raises(ValueError, match="no 'id'"):
+        run_transfer(open_pages=_pages(items), writer=writer, key="k", fingerprint="f", batch_rows=10)
+    assert writer.count() == 20  # the failing batch left nothing behind
+    cp = CheckpointStore(writer).load("k")
+    assert (cp.pages, cp.next_url) == (2, "20")
+    writer.close()
+
+
+def test_pipeline_is_bounded_and_overlaps_fetching():
+    produced = []
+
+    def slow_pages():
+        for i in range(20):
+            produced.append(i)
+            yield Page([{"id": str(i)}], str(i), str(i + 1), {})
+
+    with PagePipeline(slow_pages(), maxsize=3) as pipeline:
+        it = iter(pipeline)
+        next(it)
+        time.sleep(0.3)
+        # consumed 1, queue holds 3, the producer holds at most one more page waiting to be queued
+        assert len(produced) <= 1 + 3 + 1
+    assert len(produced) < 20  # leaving early stopped the producer
+
+
+def test_pipeline_reraises_fetch_errors():
+    def failing():
+        yield Page([], "a", "b", {})
+        raise RuntimeError("fetch failed")
+
+    with PagePipeline(failing(), maxsize=2) as pipeline, pytest.raises(RuntimeError, match="fetch failed"):
+        list(pipeline)
+
+
+def test_pipeline_rejects_zero_queue():
+    with pytest.raises(ValueError, match="page_queue_size"):
+        PagePipeline(iter([]), maxsize=0)
+
+
+def test_batches_groups_pages_by_rows():
+    pages = [Page([{"id": i}] * 4, str(i), str(i + 1), {}) for i in range(5)]
+    sizes = [len(b) for b in batches(iter(pages), max_rows=10)]
+    assert sizes == [3, 2]
+
+
+def test_dedupe_keeps_last():
+    assert dedupe_by_key([{"id": 1, "v": 1}, {"id": 1, "v": 2}, {"id": 2}]) == [{"id": 1, "v": 2}, {"id": 2}]
+    with pytest.raises(ValueError, match="no 'id'"):
+        dedupe_by_key([{"v": 1}])
+
+
+def test_fetch_thread_runs_while_writer_works():
+    events = []
+    lock = threading.Lock()
+
+    def pages():
+        for i in range(4):
+            with lock:
+                events.append(("fetched", i))
+            yield Page([{"id": str(i)}], str(i), str(i + 1) if i < 3 else None, {})
+
+    with PagePipeline(pages(), maxsize=2) as pipeline:
+        for page in pipeline:
+            time.sleep(0.05)  # a slow write: the next pages are fetched meanwhile
+            with lock:
+                events.append(("written", page.url))
+    first_written = events.index(("written", "0"))
+    assert ("fetched", 1) in events[:first_written]
