@@ -108,3 +108,24 @@ def test_faults_5xx_429_and_drops_still_exact(airflow_db, emulator, duckdb_conn,
     emulator.clear_faults()
     assert task_states(dr) == {"load": "success"}
     assert_table_matches(_rows(duckdb_conn), expected_badges(emulator.state))
+
+
+def test_employees_and_events_reuse_the_machinery(airflow_db, emulator, duckdb_conn, dags):
+    change_some_badges(emulator.state)  # creates organization events
+    workforce = load_dag_module("xfer_badges").xfer_workforce
+    dr = run_dag(workforce, run_conf={"destination": "duckdb_warehouse"})
+    assert task_states(dr) == {"employees": "success", "events": "success"}
+    with duckdb.connect(str(duckdb_conn), read_only=True) as con:
+        employees = dict(con.execute("SELECT id, email FROM credly_employees").fetchall())
+        events = dict(con.execute("SELECT id, event_type FROM credly_events").fetchall())
+        checkpoints = con.execute(
+            "SELECT transfer_key, status FROM credly_transfer_checkpoints ORDER BY 1"
+        ).fetchall()
+    assert employees == {e["id"]: e["email"] for e in emulator.state.employees}
+    assert len(employees) == 120
+    assert events == {e.id: e.event_type for e in emulator.state.events}
+    assert len(events) == 4  # revoke, replace, two issues
+    assert checkpoints == [
+        ("xfer_workforce.employees:credly_employees", "done"),
+        ("xfer_workforce.events:credly_events", "done"),
+    ]
