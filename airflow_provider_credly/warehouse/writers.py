@@ -1,8 +1,8 @@
 """Dialect writers: upsert a batch of records into a warehouse table over a DB-API connection.
 
-* :class:`DuckDBWriter` hands DuckDB the batch as one JSON document; DuckDB parses it once into typed
-  columns (``from_json`` with the table's struct type) and merges with ``INSERT ... ON CONFLICT (id) DO
-  UPDATE`` — no row-by-row inserts, and the Python side only serialises the batch once.
+* :class:`DuckDBWriter` hands DuckDB the batch as one list of JSON texts; DuckDB parses each once into typed
+  columns (``from_json`` with the table's struct type), keeps the text as the raw column and merges with
+  ``INSERT ... ON CONFLICT (id) DO UPDATE`` — no row-by-row inserts; Python only serialises each record.
 * :class:`PostgresWriter` streams the batch as JSON lines with ``COPY`` into a temporary staging table,
   then merges it with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
   columns inside PostgreSQL.
@@ -260,7 +260,7 @@ def _q(name: str) -> str:
 
 
 class DuckDBWriter(SqlWriter):
-    """DuckDB: the batch as one JSON parameter, parsed and merged inside DuckDB."""
+    """DuckDB: the batch as one list-of-JSON-texts parameter, parsed and merged inside DuckDB."""
 
     dialect: Dialect = "duckdb"
 
@@ -299,12 +299,14 @@ class DuckDBWriter(SqlWriter):
         return ref
 
     def _build_merge(self) -> str:
-        struct = _json([_struct_type(self.spec.columns)]).replace("'", "''")
+        # Each record arrives as its own JSON text (one VARCHAR[] parameter): DuckDB parses it once into
+        # the typed struct and stores the text itself as the raw column, with no second parse.
+        struct = _json(_struct_type(self.spec.columns)).replace("'", "''")
         names = ", ".join(c.name for c in self.all_columns)
         exprs = ", ".join(self._expr(c) for c in self.spec.columns)
         return (
             f"INSERT INTO {self.table} ({names}) SELECT {exprs}, $2, $3 FROM "
-            f"(SELECT unnest(from_json($1, '{struct}')) AS s, unnest(from_json($1, '[\"JSON\"]')) AS r) "
+            f"(SELECT r, from_json(r, '{struct}') AS s FROM (SELECT unnest($1::VARCHAR[]) AS r)) "
             f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}"
         )
 
@@ -337,7 +339,7 @@ class DuckDBWriter(SqlWriter):
         records = dedupe_by_key(items, self.spec.key)
         if not records:
             return 0
-        self.conn.execute(self._merge_sql, [_json(records), *self._meta_values(meta)])
+        self.conn.execute(self._merge_sql, [[_json(r) for r in records], *self._meta_values(meta)])
         if self.children:
             self._write_children(records, [str(r[self.spec.key]) for r in records])
         return len(records)

@@ -1,0 +1,258 @@
+"""Benchmark: Credly high-volume cursor -> warehouse, side by side on one emulator.
+
+For each volume (default 100,000 and 1,000,000 badges, ``badge_format=minimal``) one emulator process is
+started (``spawn_emulator_process``) and each contender runs in its own subprocess so its peak RSS is its own:
+
+* ``raw``: the cursor fetch + JSON parse with no writes (``CredlyClient.iter_high_volume_badge_pages``);
+* ``duckdb``: the transfer machinery the operator runs (pipeline + checkpoints + DuckDB bulk merge) into a
+  fresh DuckDB file;
+* ``postgres``: the same into a fresh schema of the PostgreSQL at 127.0.0.1:5432 (skipped if unreachable);
+* ``dlt``: a dlt ``rest_api`` pipeline over the same cursor into DuckDB (``benchmarks/bench_dlt_load.py`` in
+  its own virtualenv, ``benchmarks/.venv-dlt``; skipped if missing).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_transfer.py                  # 100k and 1M
+    .venv/bin/python benchmarks/bench_transfer.py --badges 20000   # quick run
+
+Prints a table and writes the figures as JSON (``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DLT_PYTHON = ROOT / "benchmarks" / ".venv-dlt" / "bin" / "python"
+POSTGRES_DSN = os.environ.get(
+    "CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from airflow_provider_credly.client import CredlyClient
+
+    return CredlyClient.create(args.token, args.org, base_url=args.base_url)
+
+
+# -- workers (run in a subprocess) -------------------------------------------------------------------------
+
+
+def work_raw(args: argparse.Namespace) -> dict[str, Any]:
+    client = _client(args)
+    rows = pages = 0
+    started = time.perf_counter()
+    for page in client.iter_high_volume_badge_pages(badge_format=args.badge_format):
+        rows += len(page.items)
+        pages += 1
+    return {"rows": rows, "pages": pages, "seconds": time.perf_counter() - started}
+
+
+def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
+    from airflow_provider_credly.warehouse import (
+        BADGES,
+        DuckDBWriter,
+        PostgresWriter,
+        TableName,
+        run_transfer,
+    )
+
+    logging.basicConfig(level=logging.WARNING)
+    client = _client(args)
+    table = TableName.parse("credly_badges")
+    if args.worker == "duckdb":
+        import duckdb
+
+        config = {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}
+        writer: Any = DuckDBWriter(duckdb.connect(args.target, config=config), BADGES, table)
+    else:
+        import psycopg
+
+        writer = PostgresWriter(
+            psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}"), BADGES, table
+        )
+
+    def open_pages(start_url: str | None) -> Any:
+        return client.iter_high_volume_badge_pages(badge_format=args.badge_format, start_url=start_url)
+
+    started = time.perf_counter()
+    result = run_transfer(
+        open_pages=open_pages,
+        writer=writer,
+        key="bench",
+        fingerprint="bench",
+        queue_size=args.queue,
+        batch_rows=args.batch_rows,
+    )
+    seconds = time.perf_counter() - started
+    count = writer.count()
+    writer.close()
+    return {"rows": result.rows, "pages": result.pages, "seconds": seconds, "table_rows": count}
+
+
+WORKERS = {"raw": work_raw, "duckdb": work_transfer, "postgres": work_transfer}
+
+
+def _worker_main(args: argparse.Namespace) -> None:
+    out = WORKERS[args.worker](args)
+    out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# -- driver --------------------------------------------------------------------------------------------------
+
+
+def _run(cmd: list[str]) -> dict[str, Any]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            return result
+    raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
+def _postgres_schema() -> str | None:
+    try:
+        import psycopg
+
+        schema = f"bench_{os.getpid()}_{int(time.time())}"
+        with psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"create schema {schema}")
+        return schema
+    except Exception as exc:  # no server: the PostgreSQL side is skipped
+        print(f"PostgreSQL skipped: {exc}")
+        return None
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def bench_volume(n: int, opts: argparse.Namespace) -> dict[str, Any]:
+    from airflow_provider_credly.testing.emulator import spawn_emulator_process
+
+    print(f"\n== {n:,} badges ({opts.badge_format}, {opts.page_size} per cursor page)", flush=True)
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    with spawn_emulator_process(badges=n, employees=10, seed=11, hv_page_size=opts.page_size) as emu:
+        print(f"   emulator ready in {time.perf_counter() - t0:.1f} s", flush=True)
+        common = [
+            sys.executable,
+            __file__,
+            "--base-url",
+            emu.base_url,
+            "--token",
+            emu.token,
+            "--org",
+            emu.org_id,
+            "--badge-format",
+            opts.badge_format,
+            "--queue",
+            str(opts.queue),
+            "--batch-rows",
+            str(opts.batch_rows),
+            "--duckdb-memory-limit",
+            opts.duckdb_memory_limit,
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            for side in opts.sides:
+                if side == "raw":
+                    results[side] = _run([*common, "--worker", "raw"])
+                elif side == "duckdb":
+                    results[side] = _run([*common, "--worker", "duckdb", "--target", f"{tmp}/bench.duckdb"])
+                elif side == "postgres":
+                    schema = _postgres_schema()
+                    if schema is None:
+                        continue
+                    try:
+                        results[side] = _run([*common, "--worker", "postgres", "--target", schema])
+                    finally:
+                        _drop_schema(schema)
+                elif side == "dlt":
+                    if not DLT_PYTHON.exists():
+                        print(f"   dlt skipped: {DLT_PYTHON} missing (see benchmarks/requirements-dlt.txt)")
+                        continue
+                    script = str(ROOT / "benchmarks" / "bench_dlt_load.py")
+                    results[side] = _run(
+                        [str(DLT_PYTHON), script, "--base-url", emu.base_url, "--token", emu.token,
+                         "--org", emu.org_id, "--badge-format", opts.badge_format, "--target", f"{tmp}/dlt.duckdb"]
+                    )  # fmt: skip
+                r = results.get(side)
+                if r:
+                    print(
+                        f"   {side:<9} {r['rows']:>9,} rows in {r['seconds']:7.2f} s = "
+                        f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['peak_rss_mb']:6.1f} MB",
+                        flush=True,
+                    )
+    raw = results.get("raw", {}).get("seconds")
+    dlt = results.get("dlt", {}).get("seconds")
+    for side in ("duckdb", "postgres"):
+        if side in results:
+            if raw:
+                results[side]["ratio_vs_raw"] = round(results[side]["seconds"] / raw, 3)
+            if dlt:
+                results[side]["dlt_over_this"] = round(dlt / results[side]["seconds"], 2)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--base-url")
+    parser.add_argument("--token")
+    parser.add_argument("--org")
+    parser.add_argument("--target")
+    parser.add_argument("--badges", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--badge-format", default="minimal", choices=["minimal", "default"])
+    parser.add_argument("--page-size", type=int, default=50, help="emulator cursor page size (Credly: 50)")
+    parser.add_argument("--queue", type=int, default=8, help="pages fetched ahead of the writer")
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument(
+        "--duckdb-memory-limit",
+        default="",
+        help="DuckDB memory_limit (the DuckDB connection extra of the same name)",
+    )
+    parser.add_argument("--sides", nargs="+", default=["raw", "duckdb", "postgres", "dlt"])
+    parser.add_argument("--json", help="write all figures to this file")
+    opts = parser.parse_args()
+    if opts.worker:
+        _worker_main(opts)
+        return 0
+    figures = {str(n): bench_volume(n, opts) for n in opts.badges}
+    print("\n== summary")
+    for n, res in figures.items():
+        for side in ("duckdb", "postgres"):
+            if side in res:
+                r = res[side]
+                print(
+                    f"   {int(n):>9,} {side:<9} transfer/raw = {r.get('ratio_vs_raw', '?')}x, "
+                    f"dlt/transfer = {r.get('dlt_over_this', '?')}x"
+                )
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
