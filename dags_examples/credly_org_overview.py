@@ -25,13 +25,15 @@ from airflow_provider_credly.hooks.credly import CredlyHook
 )
 def credly_org_overview() -> None:
     @task
-    def read_organization(params: dict[str, Any]) -> dict[str, Any]:
+    def read_organization(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert params is not None  # injected from the context
         org = CredlyHook(params["credly_conn_id"]).get_conn().get_organization()
         print(f"Organization: {org.get('name')} ({org.get('id')})")
         return {"id": org.get("id"), "name": org.get("name")}
 
     @task
-    def summarise_badges(params: dict[str, Any]) -> dict[str, Any]:
+    def summarise_badges(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert params is not None  # injected from the context
         client = CredlyHook(params["credly_conn_id"]).get_conn()
         states: Counter[str] = Counter()
         total = None
