@@ -4,8 +4,9 @@ The rule is the Credly issuers' (:mod:`airflow_provider_credly.issuing`), with t
 award is sent with ``allowDuplicateAwards: false``, so the HTTP core may repeat a POST whose outcome is
 unknown, and a "previous award exists" 400 (from such a repeat, or from an earlier task try) resolves to
 the recipient's existing assertion of the badge class. The per-row bookkeeping (:class:`IssueResult`,
-:class:`BulkIssueReport`, :class:`InvalidRowsError`), the worker pool, the adaptive concurrency limit and
-the revoke runner (:func:`run_actions`) are the Credly ones.
+:class:`BulkIssueReport`, :class:`InvalidRowsError`), the issuer's claims, pacing and ``if_exists`` rule
+(:class:`ExactlyOnceIssuer`), the bulk runner (:func:`run_bulk`: worker pool, adaptive concurrency limit,
+failure threshold, progress) and the revoke runner (:func:`run_actions`) are the Credly ones.
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ from airflow_provider_credly.client.errors import (
     ValidationError,
 )
 from airflow_provider_credly.client.payloads import PayloadError
-from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate, observe_throttling, run_pool
-from airflow_provider_credly.issuing import BulkIssueReport, IfExists, InvalidRowsError, IssueResult
+from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate
+from airflow_provider_credly.issuing import (
+    BulkIssueReport,
+    ExactlyOnceIssuer,
+    IfExists,
+    InvalidRowsError,
+    IssueResult,
+    run_bulk,
+)
 
 __all__ = [
     "ASSERTION_FIELDS",
@@ -127,7 +135,7 @@ def validate_assertion_rows(
     return out
 
 
-class CanvasAssertionIssuer:
+class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
     """Awards badge classes exactly once through one (thread-safe) :class:`CanvasCredentialsClient`.
 
     :param client: the API client (shared by all workers).
@@ -142,6 +150,9 @@ class CanvasAssertionIssuer:
         first attempt (or later) counts as this row's when it turns up after an unknown outcome.
     """
 
+    summarize = staticmethod(assertion_summary)
+    existing_what = "an assertion"
+
     def __init__(
         self,
         client: CanvasCredentialsClient,
@@ -155,36 +166,12 @@ class CanvasAssertionIssuer:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if if_exists not in ("return", "fail"):
-            raise ValueError(f"if_exists must be 'return' or 'fail', got {if_exists!r}")
-        self.client = client
-        self.if_exists = if_exists
+        super().__init__(
+            client, if_exists=if_exists, max_attempts=max_attempts, limiter=limiter, rate=rate, sleep=sleep
+        )
         self.allow_duplicate_awards = allow_duplicate_awards
-        self.max_attempts = max(1, max_attempts)
         self.recent_seconds = recent_seconds
-        self.limiter = limiter
-        self.rate = rate
-        self._sleep = sleep
         self._clock = clock
-        self._claimed: set[str] = set()
-        self._lock = threading.Lock()
-        self.recovered = 0
-
-    def claim(self, entity_id: str) -> bool:
-        """Attribute an assertion to one row; ``False`` when another row already has it."""
-        with self._lock:
-            if entity_id in self._claimed:
-                return False
-            self._claimed.add(entity_id)
-            return True
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        if self.rate:
-            self.rate.wait()
-        if self.limiter is None:
-            return fn()
-        with self.limiter.slot():
-            return fn()
 
     def _existing(self, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call(
@@ -212,16 +199,8 @@ class CanvasAssertionIssuer:
                 return item
         return None
 
-    def existing_result(self, item: Mapping[str, Any]) -> IssueResult:
-        """The result for an award that already existed, according to ``if_exists``."""
-        summary = assertion_summary(item)
-        if self.if_exists == "fail":
-            return IssueResult("failed", summary, f"an assertion already exists: {summary['id']}")
-        return IssueResult("already_existed", summary)
-
     def _recovered(self, item: Mapping[str, Any], why: str) -> IssueResult:
-        with self._lock:
-            self.recovered += 1
+        self._count_recovered()
         log.info("assertion %s found after %s", item.get("entityId"), why)
         return IssueResult("issued", assertion_summary(item))
 
@@ -308,9 +287,8 @@ def run_bulk_award(
     progress: Callable[[dict[str, int]], None] | None = None,
     progress_every: float = 10.0,
 ) -> BulkIssueReport:
-    """Award every validated row once; stops taking new rows once failures exceed ``max_failures``."""
-    report = BulkIssueReport(len(rows))
-    stop = stop or threading.Event()
+    """Award every validated row once; stops taking new rows once failures exceed ``max_failures``
+    (the runner is :func:`~airflow_provider_credly.issuing.run_bulk`, as for Credly badges)."""
     limiter = AdaptiveLimiter(max(1, workers))
     issuer = CanvasAssertionIssuer(
         client,
@@ -319,28 +297,18 @@ def run_bulk_award(
         limiter=limiter,
         rate=RequestRate(max_requests_per_second),
     )
-    failures = 0
-    lock = threading.Lock()
-    last_progress = [time.monotonic()]
-
-    def work(i: int) -> None:
-        nonlocal failures
-        result = issuer.issue(rows[i], check_existing=check_existing)
-        with lock:
-            report.set(i, result)
-            if result.outcome == "failed":
-                failures += 1
-                if failures > max_failures:
-                    stop.set()
-            if progress and time.monotonic() - last_progress[0] >= progress_every:
-                last_progress[0] = time.monotonic()
-                progress(report.counts())
-
-    with observe_throttling(client.http, limiter.on_throttled):
-        run_pool(len(rows), work, workers=max(1, workers), stop=stop)
-    report.throttled = limiter.throttled
-    report.recovered = issuer.recovered
-    return report
+    return run_bulk(
+        issuer,
+        rows,
+        http=client.http,
+        limiter=limiter,
+        workers=workers,
+        max_failures=max(0, max_failures),  # a negative threshold stops at the first failure, as 0 does
+        check_existing=check_existing,
+        stop=stop,
+        progress=progress,
+        progress_every=progress_every,
+    )
 
 
 def _revoke_one(client: CanvasCredentialsClient, entity_id: str, reason: str | None) -> ActionResult:

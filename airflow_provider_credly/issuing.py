@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.errors import (
@@ -32,12 +32,15 @@ __all__ = [
     "OUTCOMES",
     "BadgeIssuer",
     "BulkIssueReport",
+    "ExactlyOnceIssuer",
     "IfExists",
     "InvalidRowsError",
     "IssueResult",
+    "RowIssuer",
     "badge_summary",
     "find_existing_badges",
     "prefetch_existing",
+    "run_bulk",
     "run_bulk_issue",
     "validate_rows",
 ]
@@ -50,6 +53,7 @@ ACTIVE_STATES = ("pending", "accepted", "rejected")
 _MAX_PROBLEM_ROWS_SHOWN = 50
 
 Key = tuple[str, str]
+ClientT = TypeVar("ClientT")
 
 
 def _key(template_id: Any, email: Any) -> Key:
@@ -105,19 +109,25 @@ class IssueResult:
         return str(self.badge["id"]) if self.badge and self.badge.get("id") else None
 
 
-class BadgeIssuer:
-    """Issues badges exactly once through one (thread-safe) :class:`CredlyClient`.
+class ExactlyOnceIssuer(Generic[ClientT]):
+    """What the Credly and Canvas issuers share: the ``if_exists`` rule, the concurrency limit and pacing
+    held around each call, the claims that attribute an existing item to one row only, and the count of
+    items recovered after an unknown outcome.
 
     :param client: the API client (shared by all workers).
-    :param if_exists: ``"return"`` reports an existing badge as ``already_existed``; ``"fail"`` as ``failed``.
-    :param max_attempts: POST attempts per badge when the outcome stays unknown and no badge is found.
+    :param if_exists: ``"return"`` reports an existing item as ``already_existed``; ``"fail"`` as ``failed``.
+    :param max_attempts: attempts per row when the outcome stays unknown.
     :param limiter: optional concurrency limit held around each request.
-    :param rate: optional client-side pacing of the POSTs.
+    :param rate: optional client-side pacing of the requests.
     """
+
+    #: the small XCom view of an existing item, and how a "fail" result names it.
+    summarize: Callable[[Mapping[str, Any]], dict[str, Any]]
+    existing_what = "an item"
 
     def __init__(
         self,
-        client: CredlyClient,
+        client: ClientT,
         *,
         if_exists: IfExists = "return",
         max_attempts: int = 5,
@@ -137,12 +147,12 @@ class BadgeIssuer:
         self._lock = threading.Lock()
         self.recovered = 0
 
-    def claim(self, badge_id: str) -> bool:
-        """Attribute ``badge_id`` to one row; ``False`` when another row already has it."""
+    def claim(self, item_id: str) -> bool:
+        """Attribute ``item_id`` to one row; ``False`` when another row already has it."""
         with self._lock:
-            if badge_id in self._claimed:
+            if item_id in self._claimed:
                 return False
-            self._claimed.add(badge_id)
+            self._claimed.add(item_id)
             return True
 
     def _call(self, fn: Callable[[], Any]) -> Any:
@@ -153,19 +163,37 @@ class BadgeIssuer:
         with self.limiter.slot():
             return fn()
 
+    def _count_recovered(self) -> None:
+        with self._lock:
+            self.recovered += 1
+
+    def existing_result(self, item: Mapping[str, Any]) -> IssueResult:
+        """The result for an item that already existed, according to ``if_exists``."""
+        summary = self.summarize(item)
+        if self.if_exists == "fail":
+            return IssueResult("failed", summary, f"{self.existing_what} already exists: {summary['id']}")
+        return IssueResult("already_existed", summary)
+
+
+class BadgeIssuer(ExactlyOnceIssuer[CredlyClient]):
+    """Issues badges exactly once through one (thread-safe) :class:`CredlyClient`.
+
+    :param client: the API client (shared by all workers).
+    :param if_exists: ``"return"`` reports an existing badge as ``already_existed``; ``"fail"`` as ``failed``.
+    :param max_attempts: POST attempts per badge when the outcome stays unknown and no badge is found.
+    :param limiter: optional concurrency limit held around each request.
+    :param rate: optional client-side pacing of the POSTs.
+    """
+
+    summarize = staticmethod(badge_summary)
+    existing_what = "a badge"
+
     def _find(self, payload: Mapping[str, Any], *, unclaimed_only: bool) -> dict[str, Any] | None:
         found = self._call(lambda: find_existing_badges(self.client, payload))
         for badge in found:
             if self.claim(str(badge["id"])):
                 return dict(badge)
         return None if unclaimed_only or not found else dict(found[0])
-
-    def existing_result(self, badge: Mapping[str, Any]) -> IssueResult:
-        """The result for a badge that already existed, according to ``if_exists``."""
-        summary = badge_summary(badge)
-        if self.if_exists == "fail":
-            return IssueResult("failed", summary, f"a badge already exists: {summary['id']}")
-        return IssueResult("already_existed", summary)
 
     def issue(self, payload: Mapping[str, Any], *, check_existing: bool = False) -> IssueResult:
         """Issue one validated payload (see :func:`build_issue_payload`), exactly once.
@@ -207,8 +235,7 @@ class BadgeIssuer:
                 last = exc
                 found = self._find(payload, unclaimed_only=True)
                 if found:
-                    with self._lock:
-                        self.recovered += 1
+                    self._count_recovered()
                     log.info("badge %s found after an unknown outcome (%s)", found.get("id"), exc)
                     return IssueResult("issued", badge_summary(found))
                 continue
@@ -327,6 +354,70 @@ class BulkIssueReport:
         }
 
 
+class RowIssuer(Protocol):
+    """What :func:`run_bulk` needs of an issuer (:class:`BadgeIssuer`, ``CanvasAssertionIssuer``)."""
+
+    recovered: int
+
+    def issue(self, row: Mapping[str, Any], /, *, check_existing: bool = False) -> IssueResult: ...
+
+
+def run_bulk(
+    issuer: RowIssuer,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    http: Any,
+    limiter: AdaptiveLimiter,
+    workers: int = 8,
+    max_failures: int = 0,
+    check_existing: bool = False,
+    resolved: Mapping[int, IssueResult] | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[dict[str, int]], None] | None = None,
+    progress_every: float = 10.0,
+) -> BulkIssueReport:
+    """Issue every row once with ``issuer`` (built with ``limiter``) on ``workers`` threads; stops taking
+    new rows once failures exceed ``max_failures``. The generic runner behind :func:`run_bulk_issue` and
+    ``run_bulk_award``.
+
+    :param http: the client's HTTP core, whose 429 responses lower ``limiter``.
+    :param check_existing: passed to ``issuer.issue`` for every row.
+    :param resolved: results known before the run (e.g. rows found already issued); not issued again.
+    :param stop: set it to stop taking new rows (e.g. from ``on_kill``).
+    :param progress: called with the running counts at most every ``progress_every`` seconds.
+    """
+    report = BulkIssueReport(len(rows))
+    stop = stop or threading.Event()
+    resolved = resolved or {}
+    for i, result in resolved.items():
+        report.set(i, result)
+    todo = [i for i in range(len(rows)) if i not in resolved]
+    failures = sum(1 for o in report.outcomes if o == "failed")
+    lock = threading.Lock()
+    last_progress = [time.monotonic()]
+
+    def work(n: int) -> None:
+        nonlocal failures
+        i = todo[n]
+        result = issuer.issue(rows[i], check_existing=check_existing)
+        with lock:
+            report.set(i, result)
+            if result.outcome == "failed":
+                failures += 1
+                if failures > max_failures:
+                    stop.set()
+            if progress and time.monotonic() - last_progress[0] >= progress_every:
+                last_progress[0] = time.monotonic()
+                progress(report.counts())
+
+    with observe_throttling(http, limiter.on_throttled):
+        if failures <= max_failures:
+            run_pool(len(todo), work, workers=max(1, workers), stop=stop)
+    report.throttled = limiter.throttled
+    report.recovered = issuer.recovered
+    return report
+
+
 def run_bulk_issue(
     client: CredlyClient,
     payloads: Sequence[Mapping[str, Any]],
@@ -349,49 +440,31 @@ def run_bulk_issue(
     :param stop: set it to stop taking new rows (e.g. from ``on_kill``).
     :param progress: called with the running counts at most every ``progress_every`` seconds.
     """
-    report = BulkIssueReport(len(payloads))
-    stop = stop or threading.Event()
     limiter = AdaptiveLimiter(max(1, workers))
     issuer = BadgeIssuer(
         client, if_exists=if_exists, limiter=limiter, rate=RequestRate(max_requests_per_second)
     )
-    todo = list(range(len(payloads)))
+    resolved: dict[int, IssueResult] = {}
     if check_existing and payloads:
         existing = prefetch_existing(client, payloads)
-        todo = []
         for i, payload in enumerate(payloads):
             key = _key(payload["badge_template_id"], payload["recipient_email"])
             match = next(
                 (b for b in existing.get(key, ()) if _matches(b, payload) and issuer.claim(str(b["id"]))),
                 None,
             )
-            if match is None:
-                todo.append(i)
-            else:
-                report.set(i, issuer.existing_result(match))
-        log.info("%d of %d row(s) already have their badge", len(payloads) - len(todo), len(payloads))
-
-    failures = sum(1 for o in report.outcomes if o == "failed")
-    lock = threading.Lock()
-    last_progress = [time.monotonic()]
-
-    def work(n: int) -> None:
-        nonlocal failures
-        i = todo[n]
-        result = issuer.issue(payloads[i])
-        with lock:
-            report.set(i, result)
-            if result.outcome == "failed":
-                failures += 1
-                if failures > max_failures:
-                    stop.set()
-            if progress and time.monotonic() - last_progress[0] >= progress_every:
-                last_progress[0] = time.monotonic()
-                progress(report.counts())
-
-    with observe_throttling(client.http, limiter.on_throttled):
-        if failures <= max_failures:
-            run_pool(len(todo), work, workers=max(1, workers), stop=stop)
-    report.throttled = limiter.throttled
-    report.recovered = issuer.recovered
-    return report
+            if match is not None:
+                resolved[i] = issuer.existing_result(match)
+        log.info("%d of %d row(s) already have their badge", len(resolved), len(payloads))
+    return run_bulk(
+        issuer,
+        payloads,
+        http=client.http,
+        limiter=limiter,
+        workers=workers,
+        max_failures=max_failures,
+        resolved=resolved,
+        stop=stop,
+        progress=progress,
+        progress_every=progress_every,
+    )
