@@ -24,7 +24,15 @@ from airflow_provider_credly.badge_actions import (
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_issue_payload, build_replace_payload
 from airflow_provider_credly.issuing import BadgeIssuer, IfExists, run_bulk_issue, validate_rows
-from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, run_date, try_number
+from airflow_provider_credly.operators.base import (
+    BulkRowsMixin,
+    CredlyBaseOperator,
+    as_list,
+    issue_xcom,
+    load_rows,
+    run_date,
+    try_number,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -166,13 +174,10 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
         issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists)
         check = try_number(context) > 1 if self.check_existing is None else self.check_existing
         result = issuer.issue(payload, check_existing=check)
-        if result.outcome == "failed":
-            raise AirflowException(f"badge for {payload['recipient_email']!r} not issued: {result.reason}")
-        self.log.info("Badge %s: %s", result.badge_id, result.outcome)
-        return {"outcome": result.outcome, **(result.badge or {})}
+        return issue_xcom(self, result, kind="Badge", what=f"badge for {payload['recipient_email']!r}")
 
 
-class CredlyBulkIssueBadgesOperator(CredlyBaseOperator):
+class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
     """Issue many badges, each exactly once, from a list of rows or a SQL query.
 
     Every row is validated before the first call; all invalid rows are reported at once. Rows are issued by
@@ -264,68 +269,29 @@ class CredlyBulkIssueBadgesOperator(CredlyBaseOperator):
         self.max_xcom_rows = max_xcom_rows
         self._stop = threading.Event()
 
-    def load_rows(self) -> list[dict[str, Any]]:
-        """The input rows as badge-field dicts (from ``rows`` or ``sql``)."""
-        from airflow_provider_credly.sql_rows import iter_query_rows, map_row  # common.sql: imported on use
-
-        if (self.rows is None) == (self.sql is None):
-            raise ValueError("give exactly one of rows or sql")
-        if self.sql is not None:
-            if not self.sql_conn_id:
-                raise ValueError("sql needs sql_conn_id")
-            return list(
-                iter_query_rows(
-                    self.sql_conn_id, self.sql, parameters=self.parameters, column_mapping=self.column_mapping
-                )
-            )
-        return [
-            map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
-            for r in as_list(self.rows, "rows")
-        ]
-
     def execute(self, context: Context) -> dict[str, Any]:
         self.coerce_typed_fields()
         if self.report_table and not self.report_conn_id:
             raise ValueError("report_table needs report_conn_id")
         payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
-        self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
         tries = try_number(context)
         check = tries > 1 if self.check_existing is None else self.check_existing
         self.log.info(
             "Issuing %d badge(s) with %d worker(s) (check existing: %s)", len(payloads), self.workers, check
         )
-        report = run_bulk_issue(
+        return self.run_bulk_rows(
+            context,
+            run_bulk_issue,
             self.hook.client,
             payloads,
-            workers=self.workers,
-            max_failures=self.max_failures,
-            if_exists=self.if_exists,
+            noun="badge",
             check_existing=check,
-            max_requests_per_second=self.max_requests_per_second,
-            stop=self._stop,
-            progress=lambda counts: self.log.info("Progress: %s", counts),
+            write_report=(
+                (lambda report: self._write_report(context, report, payloads, tries))
+                if self.report_table and self.report_conn_id
+                else None
+            ),
         )
-        counts = report.counts()
-        self.log.info(
-            "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
-            counts,
-            report.throttled,
-            report.recovered,
-        )
-        for i, outcome, _, reason in report.rows():
-            if outcome == "failed":
-                self.log.warning("Row %d failed: %s", i, reason)
-        if self.report_table and self.report_conn_id:
-            self._write_report(context, report, payloads, tries)
-        xcom = report.to_xcom(self.max_xcom_rows)
-        not_done = counts["failed"] + counts["skipped"]
-        if counts["failed"] > self.max_failures or counts["skipped"]:
-            context["ti"].xcom_push(key="report", value=xcom)
-            raise AirflowException(
-                f"{not_done} of {report.total} badge(s) not issued ({counts['failed']} failed, "
-                f"{counts['skipped']} not attempted; max_failures={self.max_failures})"
-            )
-        return xcom
 
     def _write_report(
         self, context: Context, report: Any, payloads: list[dict[str, Any]], tries: int
@@ -355,9 +321,6 @@ class CredlyBulkIssueBadgesOperator(CredlyBaseOperator):
         )
         write_rows(str(self.report_conn_id), str(self.report_table), REPORT_COLUMNS, rows)
         self.log.info("Per-row report written to %s", self.report_table)
-
-    def on_kill(self) -> None:
-        self._stop.set()
 
 
 class _BadgeActionOperator(CredlyBaseOperator):
@@ -407,16 +370,14 @@ class _BadgeActionOperator(CredlyBaseOperator):
 
     def load_targets(self) -> list[dict[str, Any]]:
         """``[{"badge_id": ..., maybe "reason": ...}]`` from ``badge_ids`` or the query's rows."""
-        from airflow_provider_credly.sql_rows import iter_query_rows
-
-        if (self.badge_ids is None) == (self.sql is None):
-            raise ValueError("give exactly one of badge_ids or sql")
-        if self.sql is not None:
-            if not self.sql_conn_id:
-                raise ValueError("sql needs sql_conn_id")
-            raw: list[Any] = list(iter_query_rows(self.sql_conn_id, self.sql, parameters=self.parameters))
-        else:
-            raw = as_list(self.badge_ids, "badge_ids")
+        raw = load_rows(
+            self.badge_ids,
+            sql=self.sql,
+            sql_conn_id=self.sql_conn_id,
+            parameters=self.parameters,
+            column_mapping=None,
+            what="badge_ids",
+        )
         targets, bad = [], []
         for i, item in enumerate(raw):
             target = dict(item) if isinstance(item, Mapping) else {"badge_id": item}

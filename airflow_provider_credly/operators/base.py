@@ -1,23 +1,37 @@
-"""Shared plumbing of the Credly operators: the connection and lazily built hook, the run date, the try
-number, and template fields rendered to strings converted back to lists, flags and numbers.
+"""Shared plumbing of the Credly and Canvas Credentials operators: the connection and lazily built hook,
+the run date, the try number, template fields rendered to strings converted back to lists, flags and
+numbers, input rows from a list or a query, and the results of single and bulk issuing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_credly.hooks.credly import CredlyHook
+from airflow_provider_credly.issuing import BulkIssueReport, IssueResult
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["CredlyBaseOperator", "as_list", "run_date", "try_number"]
+__all__ = [
+    "BulkRowsMixin",
+    "CredlyBaseOperator",
+    "as_list",
+    "finish_bulk_issue",
+    "hook_pool_size",
+    "issue_xcom",
+    "load_rows",
+    "run_date",
+    "try_number",
+]
 
 
 def run_date(context: Context | Mapping[str, Any]) -> datetime:
@@ -53,6 +67,88 @@ def as_list(value: Any, what: str) -> list[Any]:
     if isinstance(value, Sequence):
         return list(value)
     raise ValueError(f"{what} must be a list, got {type(value).__name__}")
+
+
+def load_rows(
+    rows: Any,
+    *,
+    sql: str | None,
+    sql_conn_id: str | None,
+    parameters: Mapping[str, Any] | Sequence[Any] | None,
+    column_mapping: Mapping[str, str] | None,
+    what: str = "rows",
+) -> list[Any]:
+    """The input rows: ``rows`` (a list, XCom or JSON string; mappings keep only the fields of
+    ``column_mapping``, renamed) or the rows of the ``sql`` query on ``sql_conn_id``; exactly one of them.
+
+    :param what: the name of the ``rows`` argument, for error messages.
+    """
+    from airflow_provider_credly.sql_rows import iter_query_rows, map_row  # common.sql: imported on use
+
+    if (rows is None) == (sql is None):
+        raise ValueError(f"give exactly one of {what} or sql")
+    if sql is not None:
+        if not sql_conn_id:
+            raise ValueError("sql needs sql_conn_id")
+        return list(iter_query_rows(sql_conn_id, sql, parameters=parameters, column_mapping=column_mapping))
+    return [map_row(r, column_mapping) if isinstance(r, Mapping) else r for r in as_list(rows, what)]
+
+
+def issue_xcom(operator: BaseOperator, result: IssueResult, *, kind: str, what: str) -> dict[str, Any]:
+    """The XCom of an operator's single issue (``{"outcome", **summary}``); a failed result fails the task.
+
+    :param kind: the item's name in the log (``Badge``, ``Assertion``).
+    :param what: the item in the failure message (``badge for 'a@b.c'``).
+    """
+    if result.outcome == "failed":
+        raise AirflowException(f"{what} not issued: {result.reason}")
+    operator.log.info("%s %s: %s", kind, result.badge_id, result.outcome)
+    return {"outcome": result.outcome, **(result.badge or {})}
+
+
+def finish_bulk_issue(
+    operator: BaseOperator,
+    context: Context | Mapping[str, Any],
+    report: BulkIssueReport,
+    *,
+    noun: str,
+    max_failures: int,
+    max_xcom_rows: int,
+    write_report: Callable[[BulkIssueReport], None] | None = None,
+) -> dict[str, Any]:
+    """Log a bulk issue's counts and failed rows in ``operator``'s log, then return its XCom; when more
+    than ``max_failures`` rows failed or any row was not attempted, push the XCom under ``report`` and fail
+    the task.
+
+    :param noun: what was issued, for the failure message (``badge``, ``assertion``).
+    :param write_report: called with the report after the logging, before the XCom (e.g. to write a
+        report table).
+    """
+    counts = report.counts()
+    operator.log.info(
+        "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
+        counts,
+        report.throttled,
+        report.recovered,
+    )
+    for i, outcome, _, reason in report.rows():
+        if outcome == "failed":
+            operator.log.warning("Row %d failed: %s", i, reason)
+    if write_report is not None:
+        write_report(report)
+    xcom = report.to_xcom(max_xcom_rows)
+    if counts["failed"] > max_failures or counts["skipped"]:
+        context["ti"].xcom_push(key="report", value=xcom)
+        raise AirflowException(
+            f"{counts['failed'] + counts['skipped']} of {report.total} {noun}(s) not issued "
+            f"({counts['failed']} failed, {counts['skipped']} not attempted; max_failures={max_failures})"
+        )
+    return xcom
+
+
+def hook_pool_size(operator: BaseOperator) -> int:
+    """HTTP connections for an operator's hook: 16, or its ``workers`` when more."""
+    return max(16, int(getattr(operator, "workers", 0) or 0))
 
 
 _TRUE = ("true", "1", "yes", "y", "on")
@@ -98,4 +194,72 @@ class CredlyBaseOperator(BaseOperator):
     @cached_property
     def hook(self) -> CredlyHook:
         """The Credly hook (built on first use, never in the constructor)."""
-        return CredlyHook(self.credly_conn_id, pool_size=max(16, int(getattr(self, "workers", 0) or 0)))
+        return CredlyHook(self.credly_conn_id, pool_size=hook_pool_size(self))
+
+
+class BulkRowsMixin:
+    """Shared by the bulk issue operators (before their operator base class): input rows from ``rows`` or
+    ``sql``, one bulk run with its stop event (set by ``on_kill``), and the report's logging and XCom.
+    """
+
+    rows: Any
+    sql: str | None
+    sql_conn_id: str | None
+    parameters: Mapping[str, Any] | Sequence[Any] | None
+    column_mapping: Mapping[str, str] | None
+    if_exists: str
+    workers: int
+    max_requests_per_second: float | None
+    max_failures: int
+    max_xcom_rows: int
+    _stop: threading.Event
+
+    def load_rows(self) -> list[Any]:
+        """The input rows (from ``rows`` or ``sql``)."""
+        return load_rows(
+            self.rows,
+            sql=self.sql,
+            sql_conn_id=self.sql_conn_id,
+            parameters=self.parameters,
+            column_mapping=self.column_mapping,
+        )
+
+    def run_bulk_rows(
+        self,
+        context: Context | Mapping[str, Any],
+        runner: Callable[..., BulkIssueReport],
+        client: Any,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        noun: str,
+        write_report: Callable[[BulkIssueReport], None] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Run ``runner`` (``run_bulk_issue``, ``run_bulk_award``) over validated ``rows`` with the
+        operator's workers, threshold and pacing plus ``options``; then :func:`finish_bulk_issue`.
+        """
+        operator = cast(BaseOperator, self)
+        self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
+        report = runner(
+            client,
+            rows,
+            workers=self.workers,
+            max_failures=self.max_failures,
+            if_exists=self.if_exists,
+            max_requests_per_second=self.max_requests_per_second,
+            stop=self._stop,
+            progress=lambda counts: operator.log.info("Progress: %s", counts),
+            **options,
+        )
+        return finish_bulk_issue(
+            operator,
+            context,
+            report,
+            noun=noun,
+            max_failures=self.max_failures,
+            max_xcom_rows=self.max_xcom_rows,
+            write_report=write_report,
+        )
+
+    def on_kill(self) -> None:
+        self._stop.set()

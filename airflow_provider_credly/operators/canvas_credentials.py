@@ -23,8 +23,14 @@ from airflow_provider_credly.canvas_issuing import (
 )
 from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
 from airflow_provider_credly.issuing import IfExists
-from airflow_provider_credly.operators.badges import _as_list, run_date, try_number
-from airflow_provider_credly.sql_rows import iter_query_rows, map_row
+from airflow_provider_credly.operators.base import (
+    BulkRowsMixin,
+    as_list,
+    hook_pool_size,
+    issue_xcom,
+    run_date,
+    try_number,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,8 +54,7 @@ class _CanvasOperator(BaseOperator):
     @cached_property
     def hook(self) -> CanvasCredentialsHook:
         """The Canvas Credentials hook (built on first use, never in the constructor)."""
-        workers = int(getattr(self, "workers", 0) or 0)
-        return CanvasCredentialsHook(self.canvas_credentials_conn_id, pool_size=max(16, workers))
+        return CanvasCredentialsHook(self.canvas_credentials_conn_id, pool_size=hook_pool_size(self))
 
 
 class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
@@ -137,13 +142,10 @@ class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
         )
         check = self.allow_duplicate_awards and try_number(context) > 1
         result = issuer.issue(fields, check_existing=check)
-        if result.outcome == "failed":
-            raise AirflowException(f"assertion of {self.badge_class_id!r} not issued: {result.reason}")
-        self.log.info("Assertion %s: %s", result.badge_id, result.outcome)
-        return {"outcome": result.outcome, **(result.badge or {})}
+        return issue_xcom(self, result, kind="Assertion", what=f"assertion of {self.badge_class_id!r}")
 
 
-class CanvasCredentialsBulkIssueAssertionsOperator(_CanvasOperator):
+class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperator):
     """Award badge classes to many recipients, each exactly once, from a list of rows or a SQL query.
 
     Every row is validated before the first call; all invalid rows are reported at once. Rows are sent by
@@ -219,23 +221,6 @@ class CanvasCredentialsBulkIssueAssertionsOperator(_CanvasOperator):
         self.max_xcom_rows = max_xcom_rows
         self._stop = threading.Event()
 
-    def load_rows(self) -> list[Any]:
-        """The input rows (from ``rows`` or ``sql``)."""
-        if (self.rows is None) == (self.sql is None):
-            raise ValueError("give exactly one of rows or sql")
-        if self.sql is not None:
-            if not self.sql_conn_id:
-                raise ValueError("sql needs sql_conn_id")
-            return list(
-                iter_query_rows(
-                    self.sql_conn_id, self.sql, parameters=self.parameters, column_mapping=self.column_mapping
-                )
-            )
-        return [
-            map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
-            for r in _as_list(self.rows, "rows")
-        ]
-
     def execute(self, context: Context) -> dict[str, Any]:
         defaults = {
             "issued_on": run_date(context),
@@ -243,42 +228,17 @@ class CanvasCredentialsBulkIssueAssertionsOperator(_CanvasOperator):
             **(self.defaults or {}),
         }
         rows = validate_assertion_rows(self.load_rows(), defaults)
-        self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
         check = self.allow_duplicate_awards and try_number(context) > 1
         self.log.info("Awarding %d assertion(s) with %d worker(s)", len(rows), self.workers)
-        report = run_bulk_award(
+        return self.run_bulk_rows(
+            context,
+            run_bulk_award,
             self.hook.client,
             rows,
-            workers=self.workers,
-            max_failures=self.max_failures,
-            if_exists=self.if_exists,
+            noun="assertion",
             allow_duplicate_awards=self.allow_duplicate_awards,
             check_existing=check,
-            max_requests_per_second=self.max_requests_per_second,
-            stop=self._stop,
-            progress=lambda counts: self.log.info("Progress: %s", counts),
         )
-        counts = report.counts()
-        self.log.info(
-            "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
-            counts,
-            report.throttled,
-            report.recovered,
-        )
-        for i, outcome, _, reason in report.rows():
-            if outcome == "failed":
-                self.log.warning("Row %d failed: %s", i, reason)
-        xcom = report.to_xcom(self.max_xcom_rows)
-        if counts["failed"] > self.max_failures or counts["skipped"]:
-            context["ti"].xcom_push(key="report", value=xcom)
-            raise AirflowException(
-                f"{counts['failed'] + counts['skipped']} of {report.total} assertion(s) not issued "
-                f"({counts['failed']} failed, {counts['skipped']} not attempted; max_failures={self.max_failures})"
-            )
-        return xcom
-
-    def on_kill(self) -> None:
-        self._stop.set()
 
 
 class CanvasCredentialsRevokeAssertionsOperator(_CanvasOperator):
@@ -313,7 +273,7 @@ class CanvasCredentialsRevokeAssertionsOperator(_CanvasOperator):
         self.max_failures = max_failures
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ids = [str(i).strip() for i in _as_list(self.assertion_ids, "assertion_ids")]
+        ids = [str(i).strip() for i in as_list(self.assertion_ids, "assertion_ids")]
         bad = [n for n, i in enumerate(ids) if not i]
         if bad:
             raise ValueError(f"assertion_ids has empty id(s) at position(s) {bad}")

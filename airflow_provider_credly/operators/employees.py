@@ -15,7 +15,7 @@ from airflow_provider_credly.employee_sync import (
     plan_sync,
     validate_roster,
 )
-from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list
+from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, load_rows
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -117,22 +117,14 @@ class CredlyEmployeeSyncOperator(CredlyBaseOperator):
 
     def load_roster(self) -> list[dict[str, Any]]:
         """The roster rows as employee-field dicts."""
-        from airflow_provider_credly.sql_rows import iter_query_rows, map_row  # common.sql: imported on use
-
-        if (self.roster is None) == (self.sql is None):
-            raise ValueError("give exactly one of roster or sql")
-        if self.sql is not None:
-            if not self.sql_conn_id:
-                raise ValueError("sql needs sql_conn_id")
-            return list(
-                iter_query_rows(
-                    self.sql_conn_id, self.sql, parameters=self.parameters, column_mapping=self.column_mapping
-                )
-            )
-        return [
-            map_row(r, self.column_mapping) if isinstance(r, Mapping) else r
-            for r in as_list(self.roster, "roster")
-        ]
+        return load_rows(
+            self.roster,
+            sql=self.sql,
+            sql_conn_id=self.sql_conn_id,
+            parameters=self.parameters,
+            column_mapping=self.column_mapping,
+            what="roster",
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.coerce_typed_fields()
