@@ -80,6 +80,8 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
         import duckdb
 
         config = {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}
+        if os.environ.get("BENCH_DUCKDB_CHECKPOINT"):
+            config["checkpoint_threshold"] = os.environ["BENCH_DUCKDB_CHECKPOINT"]
         writer: Any = DuckDBWriter(duckdb.connect(args.target, config=config), BADGES, table)
     else:
         import psycopg
@@ -226,7 +228,7 @@ def main() -> int:
     parser.add_argument("--badges", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--badge-format", default="minimal", choices=["minimal", "default"])
     parser.add_argument("--page-size", type=int, default=50, help="emulator cursor page size (Credly: 50)")
-    parser.add_argument("--queue", type=int, default=8, help="pages fetched ahead of the writer")
+    parser.add_argument("--queue", type=int, default=2, help="write batches fetched ahead of the writer")
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument(
         "--duckdb-memory-limit",

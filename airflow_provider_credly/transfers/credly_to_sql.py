@@ -105,8 +105,8 @@ class _CredlyToSqlOperator(BaseOperator):
         destination_conn_id: str = DEFAULT_DESTINATION,
         prune: bool = False,
         include_child_tables: bool = False,
-        page_queue_size: int = 4,
-        batch_rows: int = 5000,
+        page_queue_size: int = 2,
+        batch_rows: int = 10_000,
         checkpoint_key: str | None = None,
         outlets: Any = None,
         **kwargs: Any,
@@ -123,6 +123,7 @@ class _CredlyToSqlOperator(BaseOperator):
         self.page_queue_size = page_queue_size
         self.batch_rows = batch_rows
         self.checkpoint_key = checkpoint_key
+        self.bootstrap_run = False  # set in execute(): this run is a bootstrap full load
 
     @cached_property
     def credly_hook(self) -> CredlyHook:
@@ -150,7 +151,7 @@ class _CredlyToSqlOperator(BaseOperator):
             raise ValueError(f"batch_rows must be at least 1, got {self.batch_rows!r}")
         return table
 
-    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
         """The page opener (cursor URL -> pages) and the request's description (fingerprint, XCom).
 
         Validates the settings (no HTTP request is made here).
@@ -182,13 +183,14 @@ class _CredlyToSqlOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         table = self.validate()
-        self.build_request(context, bootstrap=False)  # validates every setting before any I/O
+        self.build_request(context)  # validates every setting before any I/O
         key = self.transfer_key(context, table)
         writer = writer_for(self.get_db_hook(), self.spec, table, children=self.include_child_tables)
         try:
             store = CheckpointStore(writer)
             writer.ensure_tables([store.ddl()])
-            open_pages, request = self.build_request(context, bootstrap=self.wants_bootstrap(store.load(key)))
+            self.bootstrap_run = self.wants_bootstrap(store.load(key))
+            open_pages, request = self.build_request(context)
             if self.prune and request.get("mode", "full") != "full":
                 raise ValueError("prune=True needs mode='full'")
             if self.prune and request.get("filter"):
@@ -251,8 +253,9 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         loads into the table (no checkpoint yet), and continue such a first load until it completes.
     :param prune: after an unfiltered full load, delete rows it did not see (deleted or replaced badges).
     :param include_child_tables: also maintain ``<table>_skills`` and ``<table>_evidence``.
-    :param page_queue_size: pages fetched ahead of the writer (memory bound).
-    :param batch_rows: records per write transaction (and checkpoint).
+    :param page_queue_size: complete write batches the fetch thread may hold ahead of the writer (memory bound:
+        about ``page_queue_size + 2`` batches of ``batch_rows`` records).
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (default 10,000).
     :param checkpoint_key: override the checkpoint key (templated).
     """
 
@@ -331,7 +334,8 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         build_filter(merged, BADGE_FILTERS)  # every key and value checked before the first request
         return merged, since
 
-    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+        bootstrap = self.bootstrap_run
         filters, since = self.build_filters(context, bootstrap=bootstrap)
         filter_text = build_filter(filters, BADGE_FILTERS)
         client = self.credly_hook.client
@@ -373,7 +377,7 @@ class CredlyEmployeesToSqlOperator(_CredlyToSqlOperator):
         super().__init__(**kwargs)
         self.filters = filters
 
-    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
         filter_text = build_filter(self.filters, EMPLOYEE_FILTERS)
         client = self.credly_hook.client
 
@@ -395,7 +399,7 @@ class CredlyEventsToSqlOperator(_CredlyToSqlOperator):
 
     spec = EVENTS
 
-    def build_request(self, context: Context, *, bootstrap: bool) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
         client = self.credly_hook.client
 
         def open_pages(start_url: str | None) -> Iterator[Page]:

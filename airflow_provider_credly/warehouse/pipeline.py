@@ -1,9 +1,9 @@
 """Fetch and write at the same time, in bounded memory.
 
-:class:`PagePipeline` pulls pages from an iterator in a background thread into a bounded queue, so the next
-HTTP request (network wait, JSON parsing) overlaps the database write of the previous pages, while at most
-``maxsize`` pages wait in memory. :func:`batches` groups pages into write batches; :class:`Progress` logs
-pages, rows and rows per second. No Airflow import.
+:class:`PagePipeline` pulls pages in a background thread and groups them into write batches in a bounded
+queue, so fetching the next batch (network wait, JSON parsing) overlaps the database write of the previous
+one while memory holds a fixed number of batches. :class:`Progress` logs pages, rows and rows per second.
+No Airflow import.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,25 +33,33 @@ class _Failure:
 
 
 class PagePipeline:
-    """Iterate pages produced by a background thread, at most ``maxsize`` pages ahead of the consumer.
+    """Iterate write batches assembled by a background thread, at most ``maxsize`` batches ahead.
 
-    The page iterator is created by the caller but only advanced in the thread. An error raised while
-    fetching is re-raised in the consumer; leaving the ``with`` block early (a write failed) stops the
-    thread after its current request.
+    The thread pulls pages and groups them into batches (:func:`batches`: ``batch_rows`` records or
+    ``batch_seconds`` of pages), so a whole batch is fetched while the previous one is written; memory holds
+    at most ``maxsize`` ready batches, the one being assembled and the one being written. The page iterator
+    is created by the caller but only advanced in the thread. An error raised while fetching is re-raised in
+    the consumer; leaving the ``with`` block early (a write failed) stops the thread after its current request.
 
     :param pages: the page iterator (e.g. ``client.iter_high_volume_badge_pages(...)``).
-    :param maxsize: pages buffered ahead (>= 1).
+    :param maxsize: ready batches buffered ahead of the writer (>= 1).
+    :param batch_rows: records per batch.
+    :param batch_seconds: a batch is also complete after this many seconds of fetching.
     """
 
-    def __init__(self, pages: Iterator[Page], maxsize: int = 4) -> None:
+    def __init__(
+        self, pages: Iterator[Page], maxsize: int = 2, *, batch_rows: int = 1, batch_seconds: float = 10.0
+    ) -> None:
         if maxsize < 1:
             raise ValueError(f"page_queue_size must be at least 1, got {maxsize}")
         self._pages = pages
-        self._queue: queue.Queue[Page | _End | _Failure] = queue.Queue(maxsize=maxsize)
+        self._batch_rows = max(1, batch_rows)
+        self._batch_seconds = batch_seconds
+        self._queue: queue.Queue[list[Page] | _End | _Failure] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="credly-page-fetcher", daemon=True)
 
-    def _put(self, item: Page | _End | _Failure) -> bool:
+    def _put(self, item: list[Page] | _End | _Failure) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=_POLL_SECONDS)
@@ -62,8 +70,8 @@ class PagePipeline:
 
     def _produce(self) -> None:
         try:
-            for page in self._pages:
-                if not self._put(page):
+            for batch in batches(self._pages, max_rows=self._batch_rows, max_seconds=self._batch_seconds):
+                if not self._put(batch) or self._stop.is_set():
                     break
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(_Failure(exc))
@@ -90,7 +98,7 @@ class PagePipeline:
                 break
         self._thread.join(timeout=60)
 
-    def __iter__(self) -> Iterator[Page]:
+    def __iter__(self) -> Iterator[list[Page]]:
         while True:
             item = self._queue.get()
             if isinstance(item, _End):
@@ -100,7 +108,7 @@ class PagePipeline:
             yield item
 
 
-def batches(pages: Iterator[Page], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[Page]]:
+def batches(pages: Iterable[Page], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[Page]]:
     """Group consecutive pages into batches of at least ``max_rows`` records (or ``max_seconds`` old).
 
     The last page of a batch carries the cursor to resume from after the batch is committed.

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
-from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress, batches
+from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress
 from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
 
 __all__ = ["BatchHook", "TransferResult", "run_transfer"]
@@ -62,8 +62,8 @@ def run_transfer(
     key: str,
     fingerprint: str,
     prune: bool = False,
-    queue_size: int = 4,
-    batch_rows: int = 5000,
+    queue_size: int = 2,
+    batch_rows: int = 10_000,
     batch_seconds: float = 10.0,
     checkpoints: CheckpointStore | None = None,
     after_commit: BatchHook | None = None,
@@ -81,7 +81,7 @@ def run_transfer(
     :param key: the transfer's checkpoint key.
     :param fingerprint: describes the request; a checkpoint with another fingerprint is not resumed.
     :param prune: after the last page, delete rows this load did not write (full loads only).
-    :param queue_size: pages fetched ahead of the writer.
+    :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).
     """
     store = checkpoints or CheckpointStore(writer)
@@ -103,8 +103,11 @@ def run_transfer(
     n_batches = 0
     try:
         if cp.status == "running":
-            with PagePipeline(open_pages(cp.next_url), queue_size) as pipeline:
-                for batch in batches(iter(pipeline), max_rows=batch_rows, max_seconds=batch_seconds):
+            pipeline = PagePipeline(
+                open_pages(cp.next_url), queue_size, batch_rows=batch_rows, batch_seconds=batch_seconds
+            )
+            with pipeline:
+                for batch in pipeline:
                     items = [item for page in batch for item in page.items]
                     written = writer.upsert(items, meta) if items else 0
                     cp = cp.advance(

@@ -255,6 +255,24 @@ def test_pipeline_rejects_zero_queue():
         PagePipeline(iter([]), maxsize=0)
 
 
+def test_pipeline_assembles_whole_batches_ahead_of_the_writer():
+    fetched = []
+
+    def pages():
+        for i in range(12):
+            fetched.append(i)
+            yield Page([{"id": str(i)}] * 5, str(i), str(i + 1) if i < 11 else None, {})
+
+    with PagePipeline(pages(), maxsize=1, batch_rows=20) as pipeline:
+        it = iter(pipeline)
+        first = next(it)
+        time.sleep(0.3)  # "writing" the first batch: the next whole batch is fetched meanwhile
+        assert len(first) == 4
+        assert len(fetched) >= 8  # batch 2 complete (and batch 3 started) while batch 1 was written
+        rest = list(it)
+    assert [len(b) for b in rest] == [4, 4]
+
+
 def test_batches_groups_pages_by_rows():
     pages = [Page([{"id": i}] * 4, str(i), str(i + 1), {}) for i in range(5)]
     sizes = [len(b) for b in batches(iter(pages), max_rows=10)]
@@ -278,9 +296,9 @@ def test_fetch_thread_runs_while_writer_works():
             yield Page([{"id": str(i)}], str(i), str(i + 1) if i < 3 else None, {})
 
     with PagePipeline(pages(), maxsize=2) as pipeline:
-        for page in pipeline:
+        for batch in pipeline:
             time.sleep(0.05)  # a slow write: the next pages are fetched meanwhile
             with lock:
-                events.append(("written", page.url))
+                events.append(("written", batch[0].url))
     first_written = events.index(("written", "0"))
     assert ("fetched", 1) in events[:first_written]
