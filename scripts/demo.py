@@ -70,7 +70,11 @@ def _summarise_run(dag_run: Any) -> tuple[str, list[str]]:
     lines = []
     for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.start_date or 0, t.task_id, t.map_index)):
         label = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-        value = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index) if str(ti.state) == "success" else None
+        value = (
+            ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
+            if str(ti.state) == "success"
+            else None
+        )
         shown = json.dumps(value, default=str)
         if len(shown) > 220:
             shown = shown[:217] + "..."

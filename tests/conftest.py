@@ -23,7 +23,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT)
 
 import pytest  # noqa: E402
 
-POSTGRES_DSN = os.environ.get("CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+POSTGRES_DSN = os.environ.get(
+    "CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
 
 
 @pytest.fixture(scope="session")

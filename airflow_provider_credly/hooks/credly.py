@@ -19,7 +19,7 @@ from airflow_provider_credly.client import (
     RetryPolicy,
 )
 
-__all__ = ["CredlyHook", "client_settings_from_extra", "base_url_from_connection"]
+__all__ = ["CredlyHook", "base_url_from_connection", "client_settings_from_extra"]
 
 
 def base_url_from_connection(host: str | None, port: int | None, default: str) -> str:

@@ -84,8 +84,10 @@ def test_page_iteration_lists_every_badge_once(big_emulator):
     pages = list(client.iter_badge_pages(sort="created_at"))
     ids = [b["id"] for p in pages for b in p.items]
     assert len(ids) == len(set(ids)) == 5200
-    assert all(len(p.items) <= 50 for p in pages) and len(pages) == 104
-    assert pages[0].metadata["total_count"] == 5200 and pages[-1].next_url is None
+    assert all(len(p.items) <= 50 for p in pages)
+    assert len(pages) == 104
+    assert pages[0].metadata["total_count"] == 5200
+    assert pages[-1].next_url is None
 
 
 def _filter_cases(badge: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -105,32 +107,61 @@ def _filter_cases(badge: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         "issued_at_date_min": (day, lambda b: b["issued_at_date"] >= day),
         "issued_at_date_max": (day, lambda b: b["issued_at_date"] <= day),
         "issuer_id": ([badge["issuer"]["entities"][0]["entity"]["id"]], lambda b: True),
-        "issuer_earner_id": (badge["issuer_earner_id"], lambda b: b["issuer_earner_id"] == badge["issuer_earner_id"]),
+        "issuer_earner_id": (
+            badge["issuer_earner_id"],
+            lambda b: b["issuer_earner_id"] == badge["issuer_earner_id"],
+        ),
         "public": (badge["public"], lambda b: b["public"] == badge["public"]),
-        "badge_templates[owner_id]": ([template["owner"]["id"]], lambda b: b["badge_template"]["owner"]["id"] == template["owner"]["id"]),
-        "badge_templates[name]": (template["name"], lambda b: template["name"].lower() in b["badge_template"]["name"].lower()),
+        "badge_templates[owner_id]": (
+            [template["owner"]["id"]],
+            lambda b: b["badge_template"]["owner"]["id"] == template["owner"]["id"],
+        ),
+        "badge_templates[name]": (
+            template["name"],
+            lambda b: template["name"].lower() in b["badge_template"]["name"].lower(),
+        ),
         "badge_templates[reporting_tags]": (["demo"], lambda b: True),
-        "badge_templates[skills]": ([template["skills"][0]] if template.get("skills") else ["x"], lambda b: True),
+        "badge_templates[skills]": (
+            [template["skills"][0]] if template.get("skills") else ["x"],
+            lambda b: True,
+        ),
         "created_at_min": (created, lambda b: b["created_at"][:10] >= created),
         "created_at_max": (created, lambda b: b["created_at"][:10] <= created),
         "expires_at_min": (expires, lambda b: b["expires_at"] is None or b["expires_at"][:10] >= expires),
-        "expires_at_max": (expires, lambda b: b["expires_at"] is not None and b["expires_at"][:10] <= expires),
-        "expires_at_date_min": (expires, lambda b: b["expires_at_date"] is None or b["expires_at_date"] >= expires),
-        "expires_at_date_max": (expires, lambda b: b["expires_at_date"] is not None and b["expires_at_date"] <= expires),
+        "expires_at_max": (
+            expires,
+            lambda b: b["expires_at"] is not None and b["expires_at"][:10] <= expires,
+        ),
+        "expires_at_date_min": (
+            expires,
+            lambda b: b["expires_at_date"] is None or b["expires_at_date"] >= expires,
+        ),
+        "expires_at_date_max": (
+            expires,
+            lambda b: b["expires_at_date"] is not None and b["expires_at_date"] <= expires,
+        ),
         "state_updated_at_min": (state_day, lambda b: True),
         "state_updated_at_max": (state_day, lambda b: True),
         "updated_at_min": (updated, lambda b: b["updated_at"][:10] >= updated),
         "updated_at_max": (updated, lambda b: b["updated_at"][:10] <= updated),
         "badge_template_id": ([template["id"]], lambda b: b["badge_template"]["id"] == template["id"]),
-        "recipient_email": (badge["recipient_email"], lambda b: b["recipient_email"] == badge["recipient_email"]),
-        "recipient_email_all": (badge["recipient_email"], lambda b: b["recipient_email"] == badge["recipient_email"]),
+        "recipient_email": (
+            badge["recipient_email"],
+            lambda b: b["recipient_email"] == badge["recipient_email"],
+        ),
+        "recipient_email_all": (
+            badge["recipient_email"],
+            lambda b: b["recipient_email"] == badge["recipient_email"],
+        ),
     }
 
 
 def test_every_badge_filter_key_round_trips(credly_emulator_factory):
     emulator = credly_emulator_factory(badges=300)
     client = make_client(emulator)
-    sample = next(b for b in client.iter_badges(sort="issued_at") if b.get("issuer_earner_id") and b.get("expires_at"))
+    sample = next(
+        b for b in client.iter_badges(sort="issued_at") if b.get("issuer_earner_id") and b.get("expires_at")
+    )
     cases = _filter_cases(sample)
     assert set(cases) == set(BADGE_FILTERS)  # every documented key is exercised
     for key, (value, predicate) in cases.items():
@@ -143,7 +174,8 @@ def test_every_badge_filter_key_round_trips(credly_emulator_factory):
             assert sample["id"] in {b["id"] for b in results}, f"filter {key}={value!r} lost the sample badge"
     # The high-volume endpoint accepts the same filters.
     hv = list(client.iter_high_volume_badges({"state": [sample["state"]]}, badge_format="minimal"))
-    assert hv and all(b["state"] == sample["state"] for b in hv)
+    assert hv
+    assert all(b["state"] == sample["state"] for b in hv)
 
 
 def test_documented_422s_surface_their_messages(credly_emulator_factory):
@@ -158,12 +190,16 @@ def test_documented_422s_surface_their_messages(credly_emulator_factory):
         "issued_at": datetime(2025, 1, 1, tzinfo=timezone.utc),
     }
     first = client.issue_badge(**fields)
-    assert first["state"] == "pending" and first["recipient_email"] == "dup@example.com"
+    assert first["state"] == "pending"
+    assert first["recipient_email"] == "dup@example.com"
     with pytest.raises(ValidationError) as dup:
         client.issue_badge(**fields)
-    assert dup.value.status == 422 and dup.value.message
+    assert dup.value.status == 422
+    assert dup.value.message
 
-    replacement = client.replace_badge(first["id"], badge_template_id=template, issued_at="2025-02-01T00:00:00Z")
+    replacement = client.replace_badge(
+        first["id"], badge_template_id=template, issued_at="2025-02-01T00:00:00Z"
+    )
     with pytest.raises(ValidationError, match="already been replaced") as again:
         client.replace_badge(first["id"], badge_template_id=template, issued_at="2025-02-01T00:00:00Z")
     assert again.value.current_badge_id == replacement["id"]
@@ -179,7 +215,8 @@ def test_wrong_token_is_an_authentication_error(credly_emulator):
     client = make_client(credly_emulator, token="wrong-token-000")
     with pytest.raises(AuthenticationError) as info:
         client.get_organization()
-    assert info.value.status == 401 and "wrong-token-000" not in str(info.value)
+    assert info.value.status == 401
+    assert "wrong-token-000" not in str(info.value)
 
 
 def test_listing_is_exact_under_injected_429_and_5xx(credly_emulator_factory):
@@ -192,7 +229,8 @@ def test_listing_is_exact_under_injected_429_and_5xx(credly_emulator_factory):
     after = emulator.stats()
     emulator.clear_faults()
     assert got == expected
-    assert after["errors"] > before["errors"] and after["drops"] > before["drops"]
+    assert after["errors"] > before["errors"]
+    assert after["drops"] > before["drops"]
 
 
 def test_retry_after_http_date_is_honoured(credly_emulator_factory):
@@ -207,7 +245,9 @@ def test_retry_after_http_date_is_honoured(credly_emulator_factory):
         assert client.get_organization()["id"] == emulator.org_id
     assert emulator.stats()["by_status"].get("429", 0) >= 1
     # Each 429 was answered with a wait taken from the HTTP date (up to 1 s), not the 0.01 s backoff.
-    assert waits and all(0.0 <= w <= 1.1 for w in waits) and max(waits) > 0.05
+    assert waits
+    assert all(0.0 <= w <= 1.1 for w in waits)
+    assert max(waits) > 0.05
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -216,7 +256,9 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         type(self).hits.append(self.path)
-        body = json.dumps({"data": [{"id": "1"}], "metadata": {"next_page_url": type(self).next_url}}).encode()
+        body = json.dumps(
+            {"data": [{"id": "1"}], "metadata": {"next_page_url": type(self).next_url}}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -247,7 +289,8 @@ def test_foreign_host_next_page_url_is_refused_and_the_token_stays_home():
         client = CredlyClient.create("tok", "o", base_url=f"http://127.0.0.1:{home.server_port}/v1")
         with pytest.raises(UnsafeUrlError):
             list(client.iter_badges())
-        assert Home.hits and Foreign.hits == []
+        assert Home.hits
+        assert Foreign.hits == []
     finally:
         foreign.shutdown()
         home.shutdown()

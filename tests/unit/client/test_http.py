@@ -63,7 +63,8 @@ def client(clock):
 def test_sends_basic_auth_with_token_as_user_and_parses_json(client):
     responses.get(f"{BASE}/organizations", json={"data": [], "metadata": {}})
     resp = client.request("GET", "organizations")
-    assert resp.status == 200 and resp.data == {"data": [], "metadata": {}}
+    assert resp.status == 200
+    assert resp.data == {"data": [], "metadata": {}}
     sent = responses.calls[0].request
     assert requests.auth._basic_auth_str(TOKEN, "") == sent.headers["Authorization"]
     assert sent.headers["Accept"] == "application/json"
@@ -82,7 +83,9 @@ def test_validation_error_carries_message_errors_and_metadata(client):
     with pytest.raises(ValidationError) as info:
         client.request("POST", "organizations/o/badges/b/replace", json_body={})
     err = info.value
-    assert err.status == 422 and err.method == "POST" and err.path == "/v1/organizations/o/badges/b/replace"
+    assert err.status == 422
+    assert err.method == "POST"
+    assert err.path == "/v1/organizations/o/badges/b/replace"
     assert err.message.startswith("Validation failed: This badge cannot be replaced")
     assert err.current_badge_id == "bd137a0a"
     assert err.errors[0]["messages"] == ["already replaced"]
@@ -92,11 +95,15 @@ def test_validation_error_carries_message_errors_and_metadata(client):
 
 @responses.activate
 def test_delete_replaced_badge_422_with_null_metadata(client):
-    body = {"data": {"message": "You can not delete replaced badges. Delete the current version instead."}, "metadata": None}
+    body = {
+        "data": {"message": "You can not delete replaced badges. Delete the current version instead."},
+        "metadata": None,
+    }
     responses.delete(f"{BASE}/organizations/o/badges/b", json=body, status=422)
     with pytest.raises(ValidationError, match="You can not delete replaced badges") as info:
         client.request("DELETE", "organizations/o/badges/b")
-    assert info.value.current_badge_id is None and info.value.metadata == {}
+    assert info.value.current_badge_id is None
+    assert info.value.metadata == {}
 
 
 @pytest.mark.parametrize(
@@ -108,7 +115,8 @@ def test_status_mapping_without_retry(client, clock, status, error):
     responses.get(f"{BASE}/x", json={"data": {"message": "nope"}}, status=status)
     with pytest.raises(error, match="nope"):
         client.request("GET", "x")
-    assert len(responses.calls) == 1 and clock.sleeps == []
+    assert len(responses.calls) == 1
+    assert clock.sleeps == []
 
 
 @responses.activate
@@ -131,11 +139,15 @@ def test_retry_after_seconds_is_honoured(client, clock):
 @responses.activate
 def test_rate_limit_error_after_retries_are_spent(client, clock):
     for _ in range(4):
-        responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "2"}, json={"data": {"message": "slow down"}})
+        responses.get(
+            f"{BASE}/x", status=429, headers={"Retry-After": "2"}, json={"data": {"message": "slow down"}}
+        )
     with pytest.raises(RateLimitError) as info:
         client.request("GET", "x")
-    assert info.value.retry_after == 2.0 and info.value.status == 429
-    assert len(responses.calls) == 4 and clock.sleeps == [2.0, 2.0, 2.0]
+    assert info.value.retry_after == 2.0
+    assert info.value.status == 429
+    assert len(responses.calls) == 4
+    assert clock.sleeps == [2.0, 2.0, 2.0]
 
 
 @responses.activate
@@ -151,7 +163,8 @@ def test_post_is_not_retried_on_5xx_because_it_may_have_issued(client, clock):
     responses.post(f"{BASE}/badges", status=500, body="<html>oops</html>")
     with pytest.raises(ServerError, match="oops"):
         client.request("POST", "badges", json_body={})
-    assert len(responses.calls) == 1 and clock.sleeps == []
+    assert len(responses.calls) == 1
+    assert clock.sleeps == []
 
 
 @responses.activate
@@ -175,7 +188,8 @@ def test_post_is_retried_when_the_connection_could_not_be_opened(client, clock):
     responses.post(f"{BASE}/badges", body=requests.exceptions.ConnectTimeout("connect timeout"))
     responses.post(f"{BASE}/badges", status=201, json={"data": {"id": "b"}})
     client.request("POST", "badges", json_body={})
-    assert len(responses.calls) == 2 and clock.sleeps == [1.0]
+    assert len(responses.calls) == 2
+    assert clock.sleeps == [1.0]
 
 
 @responses.activate
@@ -218,7 +232,8 @@ def test_redirects_are_not_followed(client):
     responses.get(f"{BASE}/x", status=302, headers={"Location": "https://elsewhere.example/steal"})
     responses.get("https://elsewhere.example/steal", json={})
     resp = client.request("GET", "x")
-    assert resp.status == 302 and len(responses.calls) == 1
+    assert resp.status == 302
+    assert len(responses.calls) == 1
 
 
 @responses.activate
@@ -230,7 +245,9 @@ def test_token_never_in_repr_errors_or_pickles(client):
     assert all(TOKEN not in t for t in texts)
     assert "state::accepted" not in str(info.value)  # no query string (personal data) in messages
     clone = pickle.loads(pickle.dumps(info.value))
-    assert type(clone) is AuthenticationError and clone.status == 401 and str(clone) == str(info.value)
+    assert type(clone) is AuthenticationError
+    assert clone.status == 401
+    assert str(clone) == str(info.value)
 
 
 def test_tls_verification_is_on_by_default():
@@ -265,5 +282,6 @@ def test_401_refreshes_the_credential_and_retries_once(clock):
     responses.get(f"{BASE}/x", status=401)
     with pytest.raises(AuthenticationError):
         client.request("GET", "x")
-    assert auth.refreshes == 1 and len(responses.calls) == 2
+    assert auth.refreshes == 1
+    assert len(responses.calls) == 2
     assert responses.calls[1].request.headers["Authorization"] == "Bearer new"

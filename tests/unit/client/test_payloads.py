@@ -30,7 +30,9 @@ def test_timestamps_in_the_documented_form():
         "2025-08-06 09:41:00 -0500"
     )
     assert format_credly_datetime(datetime(2025, 8, 6, 9, 41)) == "2025-08-06 09:41:00 +0000"  # naive = UTC
-    assert format_credly_datetime(pendulum.datetime(2025, 8, 6, 14, 41, tz="UTC")) == "2025-08-06 14:41:00 +0000"
+    assert (
+        format_credly_datetime(pendulum.datetime(2025, 8, 6, 14, 41, tz="UTC")) == "2025-08-06 14:41:00 +0000"
+    )
     assert format_credly_datetime(date(2025, 8, 6)) == "2025-08-06 00:00:00 +0000"
     assert format_credly_datetime("2025-08-06T14:41:00Z") == "2025-08-06 14:41:00 +0000"
     assert format_credly_datetime("2025-08-06 09:41:00 -0500") == "2025-08-06 09:41:00 -0500"
@@ -74,20 +76,31 @@ def test_issue_payload_reports_every_problem_at_once():
 
 
 def test_replace_needs_only_template_and_issued_at():
-    body = build_replace_payload({"badge_template_id": "t", "issued_at": date(2025, 1, 2), "notification_message": "hi"})
-    assert body == {"badge_template_id": "t", "issued_at": "2025-01-02 00:00:00 +0000", "notification_message": "hi"}
+    body = build_replace_payload(
+        {"badge_template_id": "t", "issued_at": date(2025, 1, 2), "notification_message": "hi"}
+    )
+    assert body == {
+        "badge_template_id": "t",
+        "issued_at": "2025-01-02 00:00:00 +0000",
+        "notification_message": "hi",
+    }
     with pytest.raises(PayloadError, match="issued_at"):
         build_replace_payload({"badge_template_id": "t"})
 
 
 def test_revoke_needs_a_reason():
-    assert build_revoke_payload(" bounced ", True) == {"reason": "bounced", "suppress_revoke_notification_email": True}
+    assert build_revoke_payload(" bounced ", True) == {
+        "reason": "bounced",
+        "suppress_revoke_notification_email": True,
+    }
     with pytest.raises(PayloadError, match="reason"):
         build_revoke_payload("  ")
 
 
 def test_employee_payloads():
-    assert build_employee_payload({"email": "a@b.co", "first_name": "A", "last_name": "B", "zip_code": 55437}, create=True) == {
+    assert build_employee_payload(
+        {"email": "a@b.co", "first_name": "A", "last_name": "B", "zip_code": 55437}, create=True
+    ) == {
         "email": "a@b.co",
         "first_name": "A",
         "last_name": "B",

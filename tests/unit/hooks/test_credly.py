@@ -4,7 +4,11 @@ import pytest
 import responses
 
 from airflow_provider_credly.client import DEFAULT_BASE_URL, CredlyClient
-from airflow_provider_credly.hooks.credly import CredlyHook, base_url_from_connection, client_settings_from_extra
+from airflow_provider_credly.hooks.credly import (
+    CredlyHook,
+    base_url_from_connection,
+    client_settings_from_extra,
+)
 from tests.conftest import set_connection
 
 TOKEN = "hook-token-1234567"
@@ -18,7 +22,13 @@ def conn(monkeypatch):
         conn_type="credly",
         host="https://sandbox-api.credly.com/v1",
         password=TOKEN,
-        extra={"organization_id": "org-9", "timeout": 5, "connect_timeout": 2, "max_retries": 2, "backoff_base": 0.1},
+        extra={
+            "organization_id": "org-9",
+            "timeout": 5,
+            "connect_timeout": 2,
+            "max_retries": 2,
+            "backoff_base": 0.1,
+        },
     )
 
 
@@ -55,9 +65,11 @@ def test_hook_builds_the_client_from_the_connection(conn):
     assert client.http.base_url == "https://sandbox-api.credly.com/v1"
     assert client.organization_id == "org-9" == hook.organization_id
     assert client.http.timeout == (2.0, 5.0)
-    assert client.http.retry.max_attempts == 3 and client.http.retry.backoff_base == 0.1
+    assert client.http.retry.max_attempts == 3
+    assert client.http.retry.backoff_base == 0.1
     assert hook.get_conn() is client  # built once
-    assert TOKEN not in repr(hook) and TOKEN not in repr(client)
+    assert TOKEN not in repr(hook)
+    assert TOKEN not in repr(client)
     assert CredlyHook(organization_id="other").organization_id == "other"
 
 
@@ -81,7 +93,10 @@ def test_test_connection_reports_success_and_failure(conn):
     assert CredlyHook().test_connection() == (True, "Connected to Credly organization 'Acme'")
     responses.replace(responses.GET, org_url, json={"data": {"message": "Unauthorized"}}, status=401)
     ok, message = CredlyHook().test_connection()
-    assert not ok and "401" in message and "Unauthorized" in message and TOKEN not in message
+    assert not ok
+    assert "401" in message
+    assert "Unauthorized" in message
+    assert TOKEN not in message
 
 
 def test_ui_field_behaviour_relabels_the_token():
