@@ -220,9 +220,11 @@ def create_table_sql(
 ) -> list[str]:
     """``CREATE TABLE IF NOT EXISTS`` statements for the table (and its child tables when asked)."""
     cols = [*spec.columns, *LOAD_COLUMNS]
+    # DuckDB keeps a primary key's ART index fully in memory (about 100+ bytes per row, never evicted), which
+    # makes memory grow with the table: there the key is NOT NULL and kept unique by the writer instead.
+    key_clause = " NOT NULL" if dialect == "duckdb" else " NOT NULL PRIMARY KEY"
     body = ", ".join(
-        f"{c.name} {column_type(c.kind, dialect)}" + (" NOT NULL PRIMARY KEY" if c.name == spec.key else "")
-        for c in cols
+        f"{c.name} {column_type(c.kind, dialect)}" + (key_clause if c.name == spec.key else "") for c in cols
     )
     out = [f"CREATE TABLE IF NOT EXISTS {table} ({body})"]
     if children:

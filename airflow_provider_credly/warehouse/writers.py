@@ -1,8 +1,9 @@
 """Dialect writers: upsert a batch of records into a warehouse table over a DB-API connection.
 
 * :class:`DuckDBWriter` hands DuckDB the batch as one list of JSON texts; DuckDB parses each once into typed
-  columns (``from_json`` with the table's struct type), keeps the text as the raw column and merges with
-  ``INSERT ... ON CONFLICT (id) DO UPDATE`` — no row-by-row inserts; Python only serialises each record.
+  columns (``from_json`` with the table's struct type) and keeps the text as the raw column; the batch's ids
+  are deleted and the batch inserted in one transaction — no row-by-row inserts, no in-memory key index
+  (DuckDB's ART index would grow memory with the table), Python only serialises each record.
 * :class:`PostgresWriter` streams the batch as JSON lines with ``COPY`` into a temporary staging table,
   then merges it with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
   columns inside PostgreSQL.
@@ -306,8 +307,7 @@ class DuckDBWriter(SqlWriter):
         exprs = ", ".join(self._expr(c) for c in self.spec.columns)
         return (
             f"INSERT INTO {self.table} ({names}) SELECT {exprs}, $2, $3 FROM "
-            f"(SELECT r, from_json(r, '{struct}') AS s FROM (SELECT unnest($1::VARCHAR[]) AS r)) "
-            f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}"
+            f"(SELECT r, from_json(r, '{struct}') AS s FROM (SELECT unnest($1::VARCHAR[]) AS r))"
         )
 
     def _meta_values(self, meta: LoadMeta) -> tuple[Any, ...]:
@@ -335,13 +335,16 @@ class DuckDBWriter(SqlWriter):
         super().close()
 
     def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
-        """One ``INSERT ... SELECT FROM from_json(...) ON CONFLICT DO UPDATE`` for the whole batch."""
+        """Delete the batch's ids, then one ``INSERT ... SELECT FROM from_json(...)`` for the whole batch
+        (same transaction: readers never see a badge missing or twice)."""
         records = dedupe_by_key(items, self.spec.key)
         if not records:
             return 0
+        keys = [str(r[self.spec.key]) for r in records]
+        self._delete_keys(self.table, self.spec.key, keys)
         self.conn.execute(self._merge_sql, [[_json(r) for r in records], *self._meta_values(meta)])
         if self.children:
-            self._write_children(records, [str(r[self.spec.key]) for r in records])
+            self._write_children(records, keys)
         return len(records)
 
     def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:

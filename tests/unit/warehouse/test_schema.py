@@ -80,7 +80,11 @@ def test_child_rows_from_strings_and_objects():
 def test_ddl_types_per_dialect(dialect, ts, js):
     main, skills, evidence = create_table_sql(BADGES, TableName.parse("wh.badges"), dialect, children=True)
     assert main.startswith("CREATE TABLE IF NOT EXISTS wh.badges (id ")
-    assert "id TEXT NOT NULL PRIMARY KEY" in main or "id VARCHAR NOT NULL PRIMARY KEY" in main
+    if dialect == "duckdb":  # no in-memory ART index: the writer keeps ids unique
+        assert "id VARCHAR NOT NULL," in main
+        assert "PRIMARY KEY" not in main
+    else:
+        assert "id TEXT NOT NULL PRIMARY KEY" in main
     assert f"issued_at {ts}" in main
     assert f"raw {js}" in main
     assert "_load_id" in main
