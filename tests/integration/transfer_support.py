@@ -122,11 +122,3 @@ def change_some_badges(state: EmulatorState) -> dict[str, str]:
         "new1": issued[0],
         "new2": issued[1],
     }
-
-
-def fingerprint_sql(table: str = "credly_badges") -> str:
-    """One row (count, md5 of every data column in id order): equal results mean equal table content."""
-    cols = " || '|' || ".join(
-        f"COALESCE(CAST({c.name} AS VARCHAR), '~')" for c in BADGES.columns if c.name != "raw"
-    )
-    return f"SELECT COUNT(*), md5(string_agg({cols} || CAST(raw AS VARCHAR), ',' ORDER BY id)) FROM {table}"

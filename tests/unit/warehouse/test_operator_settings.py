@@ -1,0 +1,118 @@
+"""Transfer operators: settings are validated before any HTTP request or database connection."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_credly.transfers.credly_to_sql import (
+    CredlyBadgesToSqlOperator,
+    incremental_since,
+    warehouse_asset,
+)
+from tests.conftest import set_connection
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def _connections(monkeypatch):
+    # unreachable hosts: any request or connection attempt would fail loudly instead of a ValueError
+    set_connection(
+        monkeypatch,
+        "credly_default",
+        conn_type="credly",
+        host="http://127.0.0.1:9/v1",
+        password="tok-123456",
+        extra={"organization_id": "org"},
+    )
+    set_connection(monkeypatch, "duckdb_default", conn_type="duckdb", host="/nonexistent/dir/x.duckdb")
+
+
+def _op(**kwargs):
+    return CredlyBadgesToSqlOperator(task_id="t", table=kwargs.pop("table", "credly_badges"), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"table": "bad name"}, "table"),
+        ({"mode": "sometimes"}, "mode"),
+        ({"badge_format": "huge"}, "badge_format"),
+        ({"filters": {"colour": "red"}}, "unknown filter"),
+        ({"filters": {"state": "shiny"}}, "state"),
+        (
+            {"mode": "incremental", "filters": {"updated_at_min": "2026-01-01"}, "bootstrap_full": False},
+            "remove it",
+        ),
+        ({"since": "2026-13-01"}, "created_at_min"),
+        ({"filters": {"created_at_min": "2026-01-01"}, "since": "2026-02-01"}, "both"),
+        ({"page_queue_size": 0}, "page_queue_size"),
+        ({"batch_rows": 0}, "batch_rows"),
+        ({"watermark_filter": "expires_at_min"}, "watermark_filter"),
+    ],
+)
+def test_bad_settings_fail_before_any_io(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _op(**kwargs).execute({})
+
+
+def test_incremental_since_uses_the_interval_start_minus_overlap():
+    start = datetime(2026, 11, 23, 0, 30, tzinfo=timezone.utc)
+    assert incremental_since(start, timedelta(hours=1)) == "2026-11-22"
+    assert incremental_since(start, timedelta(0)) == "2026-11-23"
+    assert incremental_since(start, timedelta(days=1), watermark="2026-01-05") == "2026-01-05"
+    assert incremental_since(None, timedelta(days=1)) is None
+
+
+def test_incremental_filters_carry_the_watermark_and_since_until():
+    op = _op(mode="incremental", since="2024-01-01", until="2024-06-30", filters={"state": "accepted"})
+    op.bootstrap_run = False
+    filters, since = op.build_filters({"data_interval_start": datetime(2026, 3, 2, 5, tzinfo=timezone.utc)})
+    assert since == "2026-03-01"
+    assert filters == {
+        "state": "accepted",
+        "created_at_min": "2024-01-01",
+        "created_at_max": "2024-06-30",
+        "updated_at_min": "2026-03-01",
+    }
+    _, since = op.build_filters({}, bootstrap=True)
+    assert since is None
+
+
+def test_bootstrap_only_for_a_first_or_unfinished_bootstrap_load():
+    from airflow_provider_credly.warehouse.checkpoint import Checkpoint
+
+    op = _op(mode="incremental")
+    assert op.wants_bootstrap(None) is True
+    unfinished = Checkpoint("k", '{"bootstrap": true, "mode": "incremental"}', "l", status="running", pages=3)
+    assert op.wants_bootstrap(unfinished) is True
+    done = Checkpoint("k", '{"bootstrap": true}', "l", status="done")
+    assert op.wants_bootstrap(done) is False
+    assert _op(mode="full").wants_bootstrap(None) is False
+    assert _op(mode="incremental", bootstrap_full=False).wants_bootstrap(None) is False
+
+
+def test_default_outlet_is_the_warehouse_asset():
+    op = _op(destination_conn_id="wh", table="analytics.badges")
+    assert op.outlets == [warehouse_asset("wh", "analytics.badges")]
+    assert op.outlets[0].uri == "credly-warehouse://wh/analytics.badges"
+    assert _op(table="{{ params.table }}").outlets == []
+
+
+def test_date_partitions_of_the_backfill_example():
+    path = ROOT / "dags_examples" / "credly_badges_backfill_partitioned.py"
+    spec = importlib.util.spec_from_file_location("credly_backfill_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parts = module.date_partitions("2024-01-01", "2024-01-10", 4)
+    assert parts == [
+        {"since": "2024-01-01", "until": "2024-01-04"},
+        {"since": "2024-01-05", "until": "2024-01-08"},
+        {"since": "2024-01-09", "until": "2024-01-10"},
+    ]
+    with pytest.raises(ValueError):
+        module.date_partitions("2024-02-01", "2024-01-01", 4)
