@@ -14,9 +14,9 @@ import resource
 import tempfile
 import time
 
-import dlt  # type: ignore[import-not-found]
+import dlt
 import duckdb
-from dlt.sources.rest_api import rest_api_source  # type: ignore[import-not-found]
+from dlt.sources.rest_api import rest_api_source
 
 
 def main() -> None:
@@ -59,7 +59,8 @@ def main() -> None:
         pipeline.run(source)
         seconds = time.perf_counter() - started
     with duckdb.connect(args.target, read_only=True) as con:
-        rows = con.execute("select count(*) from credly.credly_badges").fetchone()[0]
+        row = con.execute("select count(*) from credly.credly_badges").fetchone()
+        rows = row[0] if row else 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(
         "RESULT "
