@@ -82,7 +82,9 @@ def test_full_incremental_and_noop_rerun(airflow_db, emulator, postgres_conn, da
     assert again == {k: v[:3] for k, v in after.items()}
 
 
-def test_kill_and_faults_then_retry_is_exact(airflow_db, emulator, postgres_conn, dags, tmp_path, monkeypatch):
+def test_kill_and_faults_then_retry_is_exact(
+    airflow_db, emulator, postgres_conn, dags, tmp_path, monkeypatch
+):
     schema = postgres_conn
     marker = tmp_path / "killed"
     monkeypatch.setenv("CREDLY_TEST_KILL_AFTER_PAGES", "12")
@@ -95,6 +97,8 @@ def test_kill_and_faults_then_retry_is_exact(airflow_db, emulator, postgres_conn
     assert dr.get_task_instance("load").try_number == 2
     status = _query(schema, "SELECT status, pages, rows FROM credly_transfer_checkpoints")
     assert status == [("done", N_BADGES // PAGE, N_BADGES)]
-    counts = _query(schema, "SELECT COUNT(*), COUNT(DISTINCT id), COUNT(DISTINCT _load_id) FROM credly_badges")
+    counts = _query(
+        schema, "SELECT COUNT(*), COUNT(DISTINCT id), COUNT(DISTINCT _load_id) FROM credly_badges"
+    )
     assert counts == [(N_BADGES, N_BADGES, 1)]
     assert_table_matches(_rows(schema), expected_badges(emulator.state, "minimal"))
