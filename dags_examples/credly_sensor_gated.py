@@ -7,7 +7,8 @@ feeds a report; then an incremental load brings the warehouse up to date and a f
 With ``soft_fail=True`` a quiet period skips the run instead of failing it.
 
 Settings (environment): ``CREDLY_CONN_ID``, ``CREDLY_WAREHOUSE_CONN_ID`` (default ``duckdb_warehouse``),
-``CREDLY_BADGES_TABLE`` (default ``credly_badges``), ``CREDLY_SENSOR_LOOKBACK_HOURS``.
+``CREDLY_BADGES_TABLE`` (default ``credly_badges``), ``CREDLY_SENSOR_LOOKBACK_HOURS``,
+``CREDLY_SENSOR_STATES`` (comma list, default ``accepted``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CREDLY_CONN_ID = os.environ.get("CREDLY_CONN_ID", "credly_default")
 WAREHOUSE_CONN_ID = os.environ.get("CREDLY_WAREHOUSE_CONN_ID", "duckdb_warehouse")
 TABLE = os.environ.get("CREDLY_BADGES_TABLE", "credly_badges")
 LOOKBACK_HOURS = int(os.environ.get("CREDLY_SENSOR_LOOKBACK_HOURS", "24"))
+STATES = os.environ.get("CREDLY_SENSOR_STATES", "accepted").split(",")
 
 
 @dag(
@@ -40,7 +42,7 @@ def credly_sensor_gated() -> None:
     wait = CredlyBadgeSensor(
         task_id="wait_for_accepted_badges",
         credly_conn_id=CREDLY_CONN_ID,
-        filters={"state": "accepted"},
+        filters={"state": STATES},
         changed_since=f"{{{{ data_interval_start - macros.timedelta(hours={LOOKBACK_HOURS}) }}}}",
         min_count=1,
         max_results=20,

@@ -118,6 +118,8 @@ def main() -> int:
     _prepare_airflow(DEMO / "airflow_home")
     warehouse = DEMO / "warehouse.duckdb"
     os.environ["CREDLY_DEMO_DIR"] = str(DEMO)
+    # The emulator's seeded badges are older than a day; the badges the issuing DAG just created are pending.
+    os.environ.setdefault("CREDLY_SENSOR_STATES", "pending,accepted")
 
     from airflow_provider_credly.testing import spawn_emulator_process
 
