@@ -66,7 +66,7 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the provider: its package, hooks and connection types."""
+    """Describe the provider: its package, modules and connection types."""
     return {
         "package-name": "airflow-provider-credly",
         "name": "Credly",
@@ -78,16 +78,51 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Credly",
                 "external-doc-url": "https://www.credly.com/docs",
                 "tags": ["service"],
-            }
+            },
+            {
+                "integration-name": "Canvas Credentials",
+                "external-doc-url": "https://www.instructure.com/canvas/credentials",
+                "tags": ["service"],
+            },
         ],
         "hooks": [
+            {"integration-name": "Credly", "python-modules": ["airflow_provider_credly.hooks.credly"]},
+            {
+                "integration-name": "Canvas Credentials",
+                "python-modules": ["airflow_provider_credly.hooks.canvas_credentials"],
+            },
+        ],
+        "operators": [
             {
                 "integration-name": "Credly",
                 "python-modules": [
-                    "airflow_provider_credly.hooks.credly",
-                    "airflow_provider_credly.hooks.canvas_credentials",
+                    "airflow_provider_credly.operators.badges",
+                    "airflow_provider_credly.operators.badge_actions",
+                    "airflow_provider_credly.operators.employees",
                 ],
-            }
+            },
+            {
+                "integration-name": "Canvas Credentials",
+                "python-modules": ["airflow_provider_credly.operators.canvas_credentials"],
+            },
+        ],
+        "sensors": [
+            {"integration-name": "Credly", "python-modules": ["airflow_provider_credly.sensors.badges"]}
+        ],
+        "triggers": [
+            {"integration-name": "Credly", "python-modules": ["airflow_provider_credly.triggers.badges"]}
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "Credly",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_credly.transfers.credly_to_sql",
+            },
+            {
+                "source-integration-name": "Canvas Credentials",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_credly.transfers.canvas_credentials_to_sql",
+            },
         ],
         "connection-types": CONNECTION_TYPES,
     }

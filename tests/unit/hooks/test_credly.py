@@ -113,3 +113,30 @@ def test_provider_info_registers_the_connection_type():
     credly = next(c for c in info["connection-types"] if c["connection-type"] == "credly")
     assert credly["hook-class-name"] == "airflow_provider_credly.hooks.credly.CredlyHook"
     assert "organization_id" in credly["conn-fields"]
+
+
+def test_airflow_cli_lists_the_provider_and_its_connection_types(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "hooks"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "airflow_provider_credly.hooks.credly.CredlyHook" in out
+    assert "airflow_provider_credly.hooks.canvas_credentials.CanvasCredentialsHook" in out
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "airflow-provider-credly" in listed
