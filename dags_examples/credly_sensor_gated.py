@@ -54,7 +54,7 @@ def credly_sensor_gated() -> None:
 
     @task
     def announce(found: dict[str, Any]) -> int:
-        print(f"{found['count']} accepted badge(s) changed recently, e.g. {found['ids'][:5]}")
+        print(f"{found['count']} badge(s) in states {STATES} changed recently, e.g. {found['ids'][:5]}")
         return int(found["count"])
 
     load = CredlyBadgesToSqlOperator(

@@ -28,6 +28,7 @@ ORDER = [
     "credly_badges_hourly_to_duckdb",
     "credly_sensor_gated",
     "credly_badges_backfill_partitioned",
+    "credly_workforce_and_events_to_duckdb",
     "canvas_credentials_issue_and_load",
 ]
 
@@ -122,10 +123,16 @@ def main() -> int:
     os.environ.setdefault("CREDLY_SENSOR_STATES", "pending,accepted")
 
     from airflow_provider_credly.testing import spawn_emulator_process
+    from airflow_provider_credly.testing.canvas import CanvasState, run_canvas_emulator
 
     started = time.monotonic()
-    with spawn_emulator_process(badges=args.badges, employees=args.employees, seed=1) as emulator:
+    with (
+        spawn_emulator_process(badges=args.badges, employees=args.employees, seed=1) as emulator,
+        run_canvas_emulator(CanvasState.seeded(assertions=500)) as canvas,
+    ):
         print(f"== Credly emulator on {emulator.base_url} ({args.badges} badges, {args.employees} employees)")
+        print(f"== Canvas Credentials emulator on {canvas.base_url} (500 assertions)")
+        _set_conn("canvas_credentials_default", **canvas.connection())
         _set_conn(
             "credly_default",
             conn_type="credly",

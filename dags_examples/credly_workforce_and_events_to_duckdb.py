@@ -1,0 +1,61 @@
+"""Nightly copy of the Workforce employees and the organization's events into the warehouse.
+
+Both loads use the same machinery as the badge transfer (bulk upsert by id, checkpoint in the destination,
+bounded memory) over Credly's page-number endpoints; ``prune=True`` removes employees that left Credly.
+
+Settings (environment): ``CREDLY_CONN_ID`` (default ``credly_default``), ``CREDLY_WAREHOUSE_CONN_ID``
+(default ``duckdb_warehouse``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, task
+
+from airflow_provider_credly.transfers.credly_to_sql import (
+    CredlyEmployeesToSqlOperator,
+    CredlyEventsToSqlOperator,
+    table_counts,
+)
+
+CREDLY_CONN_ID = os.environ.get("CREDLY_CONN_ID", "credly_default")
+WAREHOUSE_CONN_ID = os.environ.get("CREDLY_WAREHOUSE_CONN_ID", "duckdb_warehouse")
+
+
+@dag(
+    dag_id="credly_workforce_and_events_to_duckdb",
+    schedule="0 3 * * *",
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["credly", "example", "transfer"],
+)
+def credly_workforce_and_events_to_duckdb() -> None:
+    employees = CredlyEmployeesToSqlOperator(
+        task_id="load_employees",
+        credly_conn_id=CREDLY_CONN_ID,
+        destination_conn_id=WAREHOUSE_CONN_ID,
+        table="credly_employees",
+        prune=True,
+    )
+    events = CredlyEventsToSqlOperator(
+        task_id="load_events",
+        credly_conn_id=CREDLY_CONN_ID,
+        destination_conn_id=WAREHOUSE_CONN_ID,
+        table="credly_events",
+    )
+
+    @task
+    def report() -> dict[str, Any]:
+        staff = table_counts(WAREHOUSE_CONN_ID, "credly_employees", group_by="employee_state")
+        log = table_counts(WAREHOUSE_CONN_ID, "credly_events", group_by="event_type")
+        print(f"credly_employees: {staff['rows']} rows {staff['by_employee_state']}")
+        print(f"credly_events: {log['rows']} rows {log['by_event_type']}")
+        return {"employees": staff, "events": log}
+
+    [employees, events] >> report()
+
+
+credly_workforce_and_events_to_duckdb_dag = credly_workforce_and_events_to_duckdb()
