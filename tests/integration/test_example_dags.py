@@ -50,7 +50,9 @@ def environment(tmp_path_factory, airflow_db):
             "extra": {"organization_id": credly.org_id, "backoff_base": 0.01},
         }
         mp.setenv("AIRFLOW_CONN_CREDLY_DEFAULT", json.dumps(conn))
-        mp.setenv("AIRFLOW_CONN_DUCKDB_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse)}))
+        mp.setenv(
+            "AIRFLOW_CONN_DUCKDB_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse)})
+        )
         mp.setenv("AIRFLOW_CONN_CANVAS_CREDENTIALS_DEFAULT", json.dumps(canvas.connection()))
         mp.setenv("CREDLY_SENSOR_STATES", "pending,accepted")
         yield credly, warehouse
