@@ -86,5 +86,6 @@ def test_registered_connection_type():
     info = get_provider_info()
     types = {c["connection-type"]: c for c in info["connection-types"]}
     assert types["canvas_credentials"]["hook-class-name"].endswith("CanvasCredentialsHook")
-    assert "airflow_provider_credly.hooks.canvas_credentials" in info["hooks"][0]["python-modules"]
+    modules = [m for hook in info["hooks"] for m in hook["python-modules"]]
+    assert "airflow_provider_credly.hooks.canvas_credentials" in modules
     assert CanvasCredentialsHook.get_ui_field_behaviour()["relabeling"]["login"] == "User name (e-mail)"
