@@ -114,6 +114,7 @@ WORKERS = {"raw": work_raw, "duckdb": work_transfer, "postgres": work_transfer}
 def _worker_main(args: argparse.Namespace) -> None:
     out = WORKERS[args.worker](args)
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    out["airflow_imported"] = "airflow" in sys.modules  # same footing for every side: no Airflow import
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -229,7 +230,9 @@ def main() -> int:
     parser.add_argument("--badge-format", default="minimal", choices=["minimal", "default"])
     parser.add_argument("--page-size", type=int, default=50, help="emulator cursor page size (Credly: 50)")
     parser.add_argument("--queue", type=int, default=2, help="write batches fetched ahead of the writer")
-    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument(
+        "--batch-rows", type=int, default=10_000, help="records per write batch (the operators' batch_rows)"
+    )
     parser.add_argument(
         "--duckdb-memory-limit",
         default="",

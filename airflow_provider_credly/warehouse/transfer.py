@@ -122,6 +122,8 @@ def run_transfer(
                     progress.add(len(batch), written)
                     if after_commit is not None:
                         after_commit(cp)
+                    # Drop this batch before waiting for the next one: memory holds the queued batches only.
+                    del batch, items
         pruned = 0
         if prune:
             pruned = writer.prune(cp.load_id)
