@@ -38,6 +38,7 @@ from airflow_provider_credly.warehouse.schema import (
 __all__ = ["DuckDBWriter", "LoadMeta", "PostgresWriter", "SqlWriter", "dedupe_by_key", "writer_for"]
 
 _DELETE_CHUNK = 500
+_INSERT_CHUNK = 2_000  # DuckDB: records serialised and inserted per statement
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,13 @@ class DuckDBWriter(SqlWriter):
             return 0
         keys = [str(r[self.spec.key]) for r in records]
         self._delete_keys(self.table, self.spec.key, keys)
-        self.conn.execute(self._merge_sql, [[_json(r) for r in records], *self._meta_values(meta)])
+        # Serialised and inserted in chunks (same transaction, one delete above): the JSON texts and DuckDB's
+        # copy of them exist for one chunk at a time, not for the whole batch.
+        extra = self._meta_values(meta)
+        for start in range(0, len(records), _INSERT_CHUNK):
+            texts = [_json(r) for r in records[start : start + _INSERT_CHUNK]]
+            self.conn.execute(self._merge_sql, [texts, *extra])
+            del texts
         if self.children:
             self._write_children(records, keys)
         return len(records)
