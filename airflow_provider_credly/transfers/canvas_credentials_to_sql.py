@@ -99,7 +99,7 @@ class CanvasCredentialsAssertionsToSqlOperator(_CredlyToSqlOperator):
     :param destination_conn_id: any common.sql connection (DuckDB, PostgreSQL, SQLite...).
     :param prune: after a full load without ``recipient``, delete rows it did not see.
     :param include_child_tables: also maintain ``<table>_evidence``.
-    :param page_queue_size: pages fetched ahead of the writer (memory bound).
+    :param page_queue_size: complete write batches fetched ahead of the writer (memory bound).
     :param batch_rows: records per write transaction (and checkpoint).
     :param checkpoint_key: override the checkpoint key (templated).
     """

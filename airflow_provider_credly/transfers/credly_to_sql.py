@@ -200,7 +200,7 @@ class _CredlyToSqlOperator(BaseOperator):
                 )
             fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
             self.log.info(
-                "Loading Credly %s into %s (%s) on %r: %s",
+                "Loading %s into %s (%s) on %r: %s",
                 self.spec.kind,
                 table,
                 type(writer).__name__,
