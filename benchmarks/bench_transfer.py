@@ -101,6 +101,7 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
         fingerprint="bench",
         queue_size=args.queue,
         batch_rows=args.batch_rows,
+        unique_keys=not args.keep_delete,
     )
     seconds = time.perf_counter() - started
     count = writer.count()
@@ -175,6 +176,7 @@ def bench_volume(n: int, opts: argparse.Namespace) -> dict[str, Any]:
             str(opts.batch_rows),
             "--duckdb-memory-limit",
             opts.duckdb_memory_limit,
+            *(["--keep-delete"] if opts.keep_delete else []),
         ]
         with tempfile.TemporaryDirectory() as tmp:
             for side in opts.sides:
@@ -237,6 +239,11 @@ def main() -> int:
         "--duckdb-memory-limit",
         default="",
         help="DuckDB memory_limit (the DuckDB connection extra of the same name)",
+    )
+    parser.add_argument(
+        "--keep-delete",
+        action="store_true",
+        help="delete each batch's ids even into an empty table (run_transfer unique_keys=False)",
     )
     parser.add_argument("--sides", nargs="+", default=["raw", "duckdb", "postgres", "dlt"])
     parser.add_argument("--json", help="write all figures to this file")

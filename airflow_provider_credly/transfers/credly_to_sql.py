@@ -96,6 +96,8 @@ class _CredlyToSqlOperator(BaseOperator):
     endpoint: str = ""
     template_fields: Sequence[str] = ("credly_conn_id", "destination_conn_id", "table", "checkpoint_key")
     ui_color = "#f0e6ff"
+    #: the source cursor yields each key at most once (see ``run_transfer(unique_keys=...)``)
+    unique_keys: bool = False
 
     def __init__(
         self,
@@ -218,6 +220,7 @@ class _CredlyToSqlOperator(BaseOperator):
                 checkpoints=store,
                 after_commit=self.after_batch_committed,
                 logger=self.log,
+                unique_keys=self.unique_keys,
             )
         finally:
             writer.close()
@@ -254,7 +257,8 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
     :param prune: after an unfiltered full load, delete rows it did not see (deleted or replaced badges).
     :param include_child_tables: also maintain ``<table>_skills`` and ``<table>_evidence``.
     :param page_queue_size: complete write batches the fetch thread may hold ahead of the writer (memory bound:
-        about ``page_queue_size + 2`` batches of ``batch_rows`` records).
+        about ``page_queue_size + 2`` batches of ``batch_rows`` records; of 2,500-record chunks when the table
+        holds no row of another load, e.g. a first load, whose batches are then inserted without a delete).
     :param batch_rows: records per write batch, i.e. per transaction and checkpoint (default 10,000).
     :param checkpoint_key: override the checkpoint key (templated).
     """
@@ -269,6 +273,7 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         "mode",
         "badge_format",
     )
+    unique_keys = True  # the high-volume cursor seeks by (created_at, id): each badge once per load
 
     def __init__(
         self,

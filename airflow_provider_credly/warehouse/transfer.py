@@ -7,6 +7,7 @@ any page iterator and any writer. No Airflow import.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -22,6 +23,8 @@ __all__ = ["BatchHook", "TransferResult", "run_transfer"]
 log = logging.getLogger(__name__)
 
 BatchHook = Callable[[Checkpoint], None]
+
+_APPEND_CHUNK_ROWS = 2_500  # records fetched and inserted at a time by an append-only load
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def run_transfer(
     after_commit: BatchHook | None = None,
     logger: logging.Logger | Any = log,
     progress_every: float = 10.0,
+    unique_keys: bool = False,
 ) -> TransferResult:
     """Stream pages into ``writer`` with resume support.
 
@@ -83,6 +87,10 @@ def run_transfer(
     :param prune: after the last page, delete rows this load did not write (full loads only).
     :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).
+    :param unique_keys: the pages yield each key at most once (a cursor seeking by a unique order, as
+        Credly's high-volume badge cursor by ``(created_at, id)``). Then, when the table holds no row of another
+        load (a fresh load into an empty table, or the resumption of such a load: the batch after the
+        checkpoint was rolled back), batches are plain inserts without the per-batch delete of their keys.
     """
     store = checkpoints or CheckpointStore(writer)
     writer.ensure_tables([store.ddl()])
@@ -98,15 +106,30 @@ def run_transfer(
         store.save(cp)
         writer.commit()
     resumed_at = cp.pages
+    writer.append_only = bool(
+        unique_keys
+        and writer.deletes_before_insert
+        and cp.status == "running"
+        and writer.holds_only_load(cp.load_id)
+    )
+    if writer.append_only:
+        logger.info(
+            "%s holds no row of another load: inserting batches without deleting their keys", writer.table
+        )
     meta = LoadMeta.new(cp.load_id)
     progress = Progress(logger, label=f"{writer.table}", every_seconds=progress_every)
     n_batches = 0
     try:
         if cp.status == "running":
+            # Append-only loads fetch and insert smaller chunks (less parsed data held in the queue) and still
+            # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows.
+            chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
             pipeline = PagePipeline(
-                open_pages(cp.next_url), queue_size, batch_rows=batch_rows, batch_seconds=batch_seconds
+                open_pages(cp.next_url), queue_size, batch_rows=chunk_rows, batch_seconds=batch_seconds
             )
             with pipeline:
+                pending_pages = pending_rows = pending_fetched = 0
+                pending_since = time.monotonic()
                 for batch in pipeline:
                     items = [item for page in batch for item in page.items]
                     written = writer.upsert(items, meta) if items else 0
@@ -116,14 +139,31 @@ def run_transfer(
                         rows=written,
                         max_updated_at=_newest_updated_at(batch),
                     )
+                    pending_pages += len(batch)
+                    pending_rows += written
+                    pending_fetched += len(items)
+                    # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
+                    del batch, items
+                    if (
+                        pending_fetched >= batch_rows
+                        or cp.next_url is None
+                        or time.monotonic() - pending_since >= batch_seconds
+                    ):
+                        store.save(cp)
+                        writer.commit()
+                        n_batches += 1
+                        progress.add(pending_pages, pending_rows)
+                        pending_pages = pending_rows = pending_fetched = 0
+                        pending_since = time.monotonic()
+                        if after_commit is not None:
+                            after_commit(cp)
+                if pending_pages:  # the page iterator ended without a last page: commit what was written
                     store.save(cp)
                     writer.commit()
                     n_batches += 1
-                    progress.add(len(batch), written)
+                    progress.add(pending_pages, pending_rows)
                     if after_commit is not None:
                         after_commit(cp)
-                    # Drop this batch before waiting for the next one: memory holds the queued batches only.
-                    del batch, items
         pruned = 0
         if prune:
             pruned = writer.prune(cp.load_id)

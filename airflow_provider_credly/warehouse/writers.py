@@ -3,7 +3,9 @@
 * :class:`DuckDBWriter` hands DuckDB the batch as one list of JSON texts; DuckDB parses each once into typed
   columns (``from_json`` with the table's struct type) and keeps the text as the raw column; the batch's ids
   are deleted and the batch inserted in one transaction — no row-by-row inserts, no in-memory key index
-  (DuckDB's ART index would grow memory with the table), Python only serialises each record.
+  (DuckDB's ART index would grow memory with the table), Python only serialises each record. With
+  :attr:`SqlWriter.append_only` (set by ``run_transfer`` for a load of unique keys into a table holding no row
+  of another load) the delete is skipped: it scans the whole id column.
 * :class:`PostgresWriter` streams the batch as JSON lines with ``COPY`` into a temporary staging table,
   then merges it with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
   columns inside PostgreSQL.
@@ -98,6 +100,8 @@ class SqlWriter:
     """
 
     dialect: Dialect = "generic"
+    #: whether :meth:`upsert` deletes the batch's keys before inserting (``False``: a merge statement)
+    deletes_before_insert = True
 
     def __init__(
         self,
@@ -113,6 +117,9 @@ class SqlWriter:
         self.table = table
         self.placeholder = placeholder
         self.children = children
+        #: skip the per-batch delete of the batch's keys: set by :func:`run_transfer` only when the table holds
+        #: no row of another load and the cursor yields each key once (plain inserts cannot duplicate a key)
+        self.append_only = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(table={str(self.table)!r})"
@@ -212,7 +219,8 @@ class SqlWriter:
             return 0
         keys = [str(r[self.spec.key]) for r in records]
         names = ", ".join(c.name for c in self.all_columns)
-        self._delete_keys(self.table, self.spec.key, keys)
+        if not self.append_only:
+            self._delete_keys(self.table, self.spec.key, keys)
         extra = self._meta_values(meta)
         rows = [(*extract_row(self.spec, r), *extra) for r in records]
         self.executemany(
@@ -226,7 +234,8 @@ class SqlWriter:
             return
         for child in self.spec.children:
             table = self.child_table(child.suffix)
-            self._delete_keys(table, self.spec.parent_key, keys)
+            if not self.append_only:
+                self._delete_keys(table, self.spec.parent_key, keys)
             rows = [row for r in records for row in child_rows(self.spec, child, r)]
             self._insert_child_rows(table, child_columns(self.spec, child), rows)
 
@@ -252,6 +261,14 @@ class SqlWriter:
     def count(self) -> int:
         """Rows in the table."""
         return int(self.fetchall(f"SELECT COUNT(*) FROM {self.table}")[0][0])
+
+    def holds_only_load(self, load_id: str) -> bool:
+        """Whether every row of the table was written by the load ``load_id`` (an empty table: ``True``)."""
+        rows = self.fetchall(
+            f"SELECT 1 FROM {self.table} WHERE _load_id IS NULL OR _load_id <> {self.placeholder} LIMIT 1",
+            [load_id],
+        )
+        return not rows
 
     def update_set(self) -> str:
         """``SET`` list of a merge: every non-key column from ``excluded``."""
@@ -357,7 +374,8 @@ class DuckDBWriter(SqlWriter):
         if not records:
             return 0
         keys = [str(r[self.spec.key]) for r in records]
-        self._delete_keys(self.table, self.spec.key, keys)
+        if not self.append_only:  # the delete scans the whole id column: skipped when no key can repeat
+            self._delete_keys(self.table, self.spec.key, keys)
         # Serialised and inserted in chunks (same transaction, one delete above): the JSON texts and DuckDB's
         # copy of them exist for one chunk at a time, not for the whole batch.
         extra = self._meta_values(meta)
@@ -416,6 +434,7 @@ class PostgresWriter(SqlWriter):
     """PostgreSQL: ``COPY`` the batch as JSON lines into a temporary table, then one merge statement."""
 
     dialect: Dialect = "postgres"
+    deletes_before_insert = False  # ON CONFLICT merge: no delete to skip
 
     def __init__(self, conn: Any, spec: TableSpec, table: TableName, **kwargs: Any) -> None:
         kwargs.setdefault("placeholder", "%s")

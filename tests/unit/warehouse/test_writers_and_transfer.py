@@ -302,3 +302,115 @@ def test_fetch_thread_runs_while_writer_works():
                 events.append(("written", batch[0].url))
     first_written = events.index(("written", "0"))
     assert ("fetched", 1) in events[:first_written]
+
+
+def _count_deletes(writer):
+    deletes = []
+    original = writer._delete_keys
+
+    def spy(table, column, keys):
+        deletes.append(str(table))
+        original(table, column, keys)
+
+    writer._delete_keys = spy
+    return deletes
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+def test_unique_keys_load_into_an_empty_table_skips_the_delete_and_resumes_exactly(kind, tmp_path):
+    if kind == "duckdb":
+        writer = DuckDBWriter(duckdb.connect(str(tmp_path / "u.duckdb")), BADGES, TABLE, children=True)
+    else:
+        writer = SqlWriter(
+            sqlite3.connect(str(tmp_path / "u.sqlite")), BADGES, TABLE, placeholder="?", children=True
+        )
+    items = [_badge(i) for i in range(95)]
+    deletes = _count_deletes(writer)
+
+    def die_after_batch_3(cp):
+        if cp.pages >= 6:
+            raise _Boom()
+
+    with pytest.raises(_Boom):
+        run_transfer(
+            open_pages=_pages(items),
+            writer=writer,
+            key="k",
+            fingerprint="f",
+            batch_rows=20,
+            after_commit=die_after_batch_3,
+            unique_keys=True,
+        )
+    assert writer.append_only is True
+    assert writer.count() == 60
+    # the resumed load: the table still holds only this load's rows, so still no delete
+    result = run_transfer(
+        open_pages=_pages(items),
+        writer=writer,
+        key="k",
+        fingerprint="f",
+        batch_rows=20,
+        prune=True,
+        unique_keys=True,
+    )
+    assert result.resumed is True
+    assert writer.append_only is True
+    assert deletes == []
+    assert (result.rows, writer.count()) == (95, 95)
+    assert writer.fetchall("SELECT COUNT(DISTINCT id) FROM badges") == [(95,)]
+    assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(190,)]
+
+    # exact content: the same as a load with the per-batch delete into a fresh table
+    if kind == "duckdb":
+        other = DuckDBWriter(duckdb.connect(str(tmp_path / "v.duckdb")), BADGES, TABLE, children=True)
+    else:
+        other = SqlWriter(
+            sqlite3.connect(str(tmp_path / "v.sqlite")), BADGES, TABLE, placeholder="?", children=True
+        )
+    run_transfer(open_pages=_pages(items), writer=other, key="k", fingerprint="f", batch_rows=20)
+    assert other.append_only is False
+    assert _content(writer) == _content(other)
+    other.close()
+
+    # a table holding rows of another load: the next load deletes each batch's keys again (an upsert)
+    changed = [_badge(i, state="revoked") for i in range(95)]
+    again = run_transfer(
+        open_pages=_pages(changed), writer=writer, key="k", fingerprint="f", batch_rows=20, unique_keys=True
+    )
+    assert again.resumed is False
+    assert writer.append_only is False
+    assert deletes
+    assert writer.count() == 95
+    assert writer.fetchall("SELECT DISTINCT state FROM badges") == [("revoked",)]
+    assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(190,)]
+    writer.close()
+
+
+def test_append_only_load_inserts_chunks_but_commits_every_batch_rows(tmp_path, monkeypatch):
+    from airflow_provider_credly.warehouse import transfer
+
+    monkeypatch.setattr(transfer, "_APPEND_CHUNK_ROWS", 10)
+    writer = DuckDBWriter(duckdb.connect(str(tmp_path / "c.duckdb")), BADGES, TABLE)
+    upserts = []
+    original = writer.upsert
+
+    def spy(items, meta):
+        upserts.append(len(items))
+        return original(items, meta)
+
+    writer.upsert = spy
+    committed = []
+    items = [_badge(i) for i in range(95)]
+    result = run_transfer(
+        open_pages=_pages(items),
+        writer=writer,
+        key="k",
+        fingerprint="f",
+        batch_rows=30,
+        unique_keys=True,
+        after_commit=lambda cp: committed.append((cp.pages, cp.rows, cp.next_url)),
+    )
+    assert upserts == [10] * 9 + [5]
+    assert committed == [(3, 30, "30"), (6, 60, "60"), (9, 90, "90"), (10, 95, None)]
+    assert (result.rows, result.batches, writer.count()) == (95, 4, 95)
+    writer.close()
