@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
 from airflow_provider_credly.testing.canvas.state import CanvasApiError, CanvasState
 from airflow_provider_credly.testing.emulator.faults import FaultInjector
+from airflow_provider_credly.testing.emulator.handler import JsonApiHandler
 
 __all__ = ["CanvasEmulatorServer", "RunningCanvasEmulator", "run_canvas_emulator"]
 
@@ -70,29 +71,9 @@ class CanvasEmulatorServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonApiHandler):
     server_version = "CanvasCredentialsEmulator/1.0"
-    disable_nagle_algorithm = True
     server: CanvasEmulatorServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = b"" if status == 204 else json.dumps(payload).encode()

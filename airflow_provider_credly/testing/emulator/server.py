@@ -11,12 +11,13 @@ import traceback
 from datetime import datetime
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ApiError, error_payload
 from .faults import FaultInjector
+from .handler import JsonApiHandler
 from .routes import Request, Response, dispatch, resolve
 from .state import EmulatorState
 from .util import FakeClock, parse_timestamp
@@ -77,38 +78,13 @@ def make_server(
     return EmulatorServer((host, port), state, FaultInjector(**{"seed": state.seed, **faults}))
 
 
-class EmulatorRequestHandler(BaseHTTPRequestHandler):
+class EmulatorRequestHandler(JsonApiHandler):
     """Parses requests, applies faults, dispatches to the routes and writes one-shot responses."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "CredlyEmulator/1.0"
     sys_version = ""
-    disable_nagle_algorithm = True
     timeout = 300
     server: EmulatorServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-    def do_GET(self) -> None:
-        """GET."""
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        """POST."""
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        """PUT."""
-        self._serve("PUT")
-
-    def do_PATCH(self) -> None:
-        """PATCH."""
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        """DELETE."""
-        self._serve("DELETE")
 
     # ------------------------------------------------------------------ plumbing
     def _read_body(self) -> bytes:
