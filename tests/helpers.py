@@ -17,3 +17,20 @@ def task_states(dag_run: Any) -> dict[str, str]:
         key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
         out[key] = str(ti.state)
     return out
+
+
+def load_module(path: Any, name: str) -> Any:
+    """Import a Python file (a DAG file, the demo script) as module ``name``.
+
+    DAG files are loaded from their own path so their fileloc stays inside the dags folder.
+    """
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -8,8 +8,6 @@ find the badges already issued instead of issuing them again.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 
 from airflow_provider_credly.operators.badges import CredlyIssueBadgeOperator
 from tests.conftest import ROOT, set_connection
-from tests.helpers import run_dag, task_states
+from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +36,7 @@ def connect(emulator: Any, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> Non
 
 def load_dag() -> Any:
     path = ROOT / "tests" / "dags" / "ops_exactly_once.py"
-    spec = importlib.util.spec_from_file_location("ops_exactly_once", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.ops_exactly_once()
+    return load_module(path, "ops_exactly_once").ops_exactly_once()
 
 
 class FirstTryBreaker(threading.Thread):

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.helpers import task_states
+from tests.helpers import load_module, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -19,12 +19,7 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "dags_examples").glob("*.py"))
 
 
 def _demo_order() -> list[str]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("credly_demo_script", ROOT / "scripts" / "demo.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(ROOT / "scripts" / "demo.py", "credly_demo_script")
     listed = [d for d in module.ORDER if d in EXAMPLES]
     return listed + [d for d in EXAMPLES if d not in listed]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +9,14 @@ import duckdb
 import pytest
 
 from tests.conftest import ROOT, set_connection
-from tests.helpers import run_dag, task_states
+from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 
 
 def load_dag(name: str) -> Any:
     path = ROOT / "dags_examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"dags_examples.{name}", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, name)()
+    return getattr(load_module(path, f"dags_examples.{name}"), name)()
 
 
 def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:

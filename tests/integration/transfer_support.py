@@ -3,7 +3,6 @@ transfer DAGs, and comparing warehouse tables with the emulator's state."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from airflow_provider_credly.testing.emulator import EmulatorState, render, run_emulator
 from airflow_provider_credly.warehouse.schema import BADGES, extract_row
 from tests.conftest import set_connection
-from tests.helpers import run_dag, task_states  # noqa: F401  (re-exported for the tests)
+from tests.helpers import load_module, run_dag, task_states  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,11 +24,7 @@ PAGE = 500
 def load_dag_module(name: str) -> Any:
     """Import a DAG file from tests/dags by module name (its fileloc stays inside the dags folder)."""
     path = ROOT / "tests" / "dags" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"credly_test_dags_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, f"credly_test_dags_{name}")
 
 
 @pytest.fixture(name="emulator")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import duckdb
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import run_dag, task_states
+from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -18,15 +16,7 @@ NAME = "canvas_credentials_issue_and_load"
 
 
 def load_dag() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        f"dags_examples.{NAME}", ROOT / "dags_examples" / f"{NAME}.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, NAME)()
+    return getattr(load_module(ROOT / "dags_examples" / f"{NAME}.py", f"dags_examples.{NAME}"), NAME)()
 
 
 def xcom(dag_run: Any, task_id: str) -> Any:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from typing import Any
@@ -11,21 +9,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import run_dag, task_states
+from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 
 
 def load_dag() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "canvas_award_retries", ROOT / "tests" / "dags" / "canvas_award_retries.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.canvas_award_retries()
+    path = ROOT / "tests" / "dags" / "canvas_award_retries.py"
+    return load_module(path, "canvas_award_retries").canvas_award_retries()
 
 
 class FirstTryBreaker(threading.Thread):

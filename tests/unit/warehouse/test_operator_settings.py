@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from airflow_provider_credly.transfers.credly_to_sql import (
     warehouse_asset,
 )
 from tests.conftest import set_connection
+from tests.helpers import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -105,9 +105,7 @@ def test_default_outlet_is_the_warehouse_asset():
 
 def test_date_partitions_of_the_backfill_example():
     path = ROOT / "dags_examples" / "credly_badges_backfill_partitioned.py"
-    spec = importlib.util.spec_from_file_location("credly_backfill_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(path, "credly_backfill_example")
     parts = module.date_partitions("2024-01-01", "2024-01-10", 4)
     assert parts == [
         {"since": "2024-01-01", "until": "2024-01-04"},
