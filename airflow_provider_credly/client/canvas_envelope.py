@@ -5,12 +5,12 @@ header pagination. Pure Python, no Airflow import.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_credly.client.errors import ApiError, ValidationError
 from airflow_provider_credly.client.http import ApiResponse, ErrorDetails
+from airflow_provider_credly.client.pagination import Page
 
 __all__ = ["canvas_error_details", "canvas_page", "is_duplicate_award_error", "parse_link_header"]
 
@@ -109,7 +109,7 @@ def parse_link_header(value: str | None, base_url: str = "") -> dict[str, str]:
     return out
 
 
-def canvas_page(resp: ApiResponse) -> tuple[list[dict[str, Any]], str | None, Mapping[str, Any]]:
+def canvas_page(resp: ApiResponse) -> Page:
     """Split a Canvas Credentials list response into ``result`` items, the ``Link`` next URL and the
     other links (``{"links": {...}}``)."""
     body = resp.data if isinstance(resp.data, dict) else {}
@@ -121,4 +121,4 @@ def canvas_page(resp: ApiResponse) -> tuple[list[dict[str, Any]], str | None, Ma
             "expected a list in the response's result", status=resp.status, path=urlsplit(resp.url).path
         )
     links = parse_link_header(resp.headers.get("Link"), resp.url)
-    return items, links.get("next"), {"links": links}
+    return Page(items, resp.url, links.get("next"), {"links": links})

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -33,7 +35,14 @@ from airflow_provider_credly.client.errors import (
 )
 from airflow_provider_credly.client.retry import RetryPolicy, parse_retry_after
 
-__all__ = ["ApiResponse", "ErrorDetails", "HttpClient", "credly_error_details", "same_origin"]
+__all__ = [
+    "ApiResponse",
+    "ErrorDetails",
+    "HttpClient",
+    "credly_error_details",
+    "parse_json",
+    "same_origin",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +50,30 @@ USER_AGENT = "airflow-provider-credly"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
+def parse_json(content: bytes) -> Any:
+    """The JSON value of a response body; ``None`` for an empty or non-JSON body."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ApiResponse:
-    """A response whose JSON body is already parsed (``data`` is ``None`` for an empty body)."""
+    """A successful response. Its JSON body is parsed on first use of :attr:`data`, so a caller that
+    reads :attr:`content` itself (a page parser handing records to a bulk loader) never pays for it."""
 
     status: int
     url: str
     headers: Mapping[str, str]
-    data: Any
+    content: bytes = b""
+
+    @cached_property
+    def data(self) -> Any:
+        """The parsed JSON body (``None`` for an empty or non-JSON body)."""
+        return parse_json(self.content)
 
 
 @dataclass(frozen=True)
@@ -169,7 +194,7 @@ class HttpClient:
         self._rng = rng or random.Random()
         self.session = session or requests.Session()
         self.session.verify = verify
-        self.session.trust_env = True
+        self._read_environment(verify)
         self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         # Our own retry loop decides what is safe to repeat; urllib3 must not retry behind its back.
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
@@ -178,6 +203,16 @@ class HttpClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _read_environment(self, verify: bool | str) -> None:
+        # requests re-reads proxy settings from os.environ on every request (~60 us each, a sixth of a
+        # cursor page's client time): every URL of this client is on base_url's origin, so read them once.
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        if verify is True:  # as requests does with trust_env: a CA bundle named by the environment
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self.session.verify = bundle
 
     def __enter__(self) -> HttpClient:
         return self
@@ -277,14 +312,14 @@ class HttpClient:
                 log.info("%s %s returned 401; refreshing the credential and retrying once", method, path)
                 continue
             if resp.status_code < 400:
-                return ApiResponse(resp.status_code, resp.url, resp.headers, _json(resp))
+                return ApiResponse(resp.status_code, resp.url, resp.headers, resp.content)
 
             status = resp.status_code
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             retryable = status in self.retry.statuses and (safe or status == 429)
             delay = self._next_delay(attempt, retry_after, started) if retryable else None
             if delay is None:
-                raise self._error(method, path, status, _json(resp), resp.text, retry_after)
+                raise self._error(method, path, status, parse_json(resp.content), resp.text, retry_after)
             resp.close()
             log.warning(
                 "%s %s returned %d; retrying in %.1f s (attempt %d/%d)",
@@ -326,12 +361,3 @@ class HttpClient:
 def _refreshable(auth: object) -> bool:
     refresh = getattr(auth, "on_unauthorized", None)
     return bool(callable(refresh) and refresh())
-
-
-def _json(resp: requests.Response) -> Any:
-    if not resp.content:
-        return None
-    try:
-        return json.loads(resp.content)
-    except ValueError:
-        return None

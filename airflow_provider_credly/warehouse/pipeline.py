@@ -12,15 +12,16 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
-from typing import Any
-
-from airflow_provider_credly.client.pagination import Page
+from typing import Any, Generic, TypeVar
 
 __all__ = ["PagePipeline", "Progress", "batches"]
 
 _POLL_SECONDS = 0.1
+
+
+P = TypeVar("P", bound=Sized)
 
 
 class _End:
@@ -32,7 +33,7 @@ class _Failure:
     error: BaseException
 
 
-class PagePipeline:
+class PagePipeline(Generic[P]):
     """Iterate write batches assembled by a background thread, at most ``maxsize`` batches ahead.
 
     The thread pulls pages and groups them into batches (:func:`batches`: ``batch_rows`` records or
@@ -41,25 +42,26 @@ class PagePipeline:
     is created by the caller but only advanced in the thread. An error raised while fetching is re-raised in
     the consumer; leaving the ``with`` block early (a write failed) stops the thread after its current request.
 
-    :param pages: the page iterator (e.g. ``client.iter_high_volume_badge_pages(...)``).
+    :param pages: the page iterator (pages or :class:`~airflow_provider_credly.warehouse.records.PageRecords`:
+        anything whose ``len()`` is its number of records).
     :param maxsize: ready batches buffered ahead of the writer (>= 1).
     :param batch_rows: records per batch.
     :param batch_seconds: a batch is also complete after this many seconds of fetching.
     """
 
     def __init__(
-        self, pages: Iterator[Page], maxsize: int = 2, *, batch_rows: int = 1, batch_seconds: float = 10.0
+        self, pages: Iterator[P], maxsize: int = 2, *, batch_rows: int = 1, batch_seconds: float = 10.0
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"page_queue_size must be at least 1, got {maxsize}")
         self._pages = pages
         self._batch_rows = max(1, batch_rows)
         self._batch_seconds = batch_seconds
-        self._queue: queue.Queue[list[Page] | _End | _Failure] = queue.Queue(maxsize=maxsize)
+        self._queue: queue.Queue[list[P] | _End | _Failure] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="credly-page-fetcher", daemon=True)
 
-    def _put(self, item: list[Page] | _End | _Failure) -> bool:
+    def _put(self, item: list[P] | _End | _Failure) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=_POLL_SECONDS)
@@ -85,7 +87,7 @@ class PagePipeline:
                     pass
         self._put(_End())
 
-    def __enter__(self) -> PagePipeline:
+    def __enter__(self) -> PagePipeline[P]:
         self._thread.start()
         return self
 
@@ -98,7 +100,7 @@ class PagePipeline:
                 break
         self._thread.join(timeout=60)
 
-    def __iter__(self) -> Iterator[list[Page]]:
+    def __iter__(self) -> Iterator[list[P]]:
         while True:
             item = self._queue.get()
             if isinstance(item, _End):
@@ -108,19 +110,19 @@ class PagePipeline:
             yield item
 
 
-def batches(pages: Iterable[Page], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[Page]]:
+def batches(pages: Iterable[P], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[P]]:
     """Group consecutive pages into batches of at least ``max_rows`` records (or ``max_seconds`` old).
 
     The last page of a batch carries the cursor to resume from after the batch is committed.
     """
-    batch: list[Page] = []
+    batch: list[P] = []
     rows = 0
     started = time.monotonic()
     for page in pages:
         if not batch:
             started = time.monotonic()
         batch.append(page)
-        rows += len(page.items)
+        rows += len(page)
         if rows >= max_rows or time.monotonic() - started >= max_seconds:
             yield batch
             batch, rows = [], 0

@@ -223,8 +223,14 @@ def create_table_sql(
     # DuckDB keeps a primary key's ART index fully in memory (about 100+ bytes per row, never evicted), which
     # makes memory grow with the table: there the key is NOT NULL and kept unique by the writer instead.
     key_clause = " NOT NULL" if dialect == "duckdb" else " NOT NULL PRIMARY KEY"
+    # Whole JSON records compress about 2x better with zstd (DuckDB >= 1.2) than with DuckDB's default
+    # choice for strings, and checkpoints spend less time compressing them.
+    raw_clause = " USING COMPRESSION zstd" if dialect == "duckdb" else ""
     body = ", ".join(
-        f"{c.name} {column_type(c.kind, dialect)}" + (key_clause if c.name == spec.key else "") for c in cols
+        f"{c.name} {column_type(c.kind, dialect)}"
+        + (key_clause if c.name == spec.key else "")
+        + (raw_clause if c.name == RAW.name else "")
+        for c in cols
     )
     out = [f"CREATE TABLE IF NOT EXISTS {table} ({body})"]
     if children:

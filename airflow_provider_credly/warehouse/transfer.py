@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
 from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress
+from airflow_provider_credly.warehouse.records import PageRecords, records_of
 from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
 
 __all__ = ["BatchHook", "TransferResult", "run_transfer"]
@@ -48,14 +49,8 @@ class TransferResult:
         return asdict(self)
 
 
-def _newest_updated_at(pages: list[Page]) -> str | None:
-    newest: str | None = None
-    for page in pages:
-        for item in page.items:
-            value = item.get("updated_at") if isinstance(item, dict) else None
-            if isinstance(value, str) and (newest is None or value > newest):
-                newest = value
-    return newest
+def _newest(batch: list[PageRecords]) -> str | None:
+    return max((chunk.newest for chunk in batch if chunk.newest is not None), default=None)
 
 
 def run_transfer(
@@ -124,26 +119,30 @@ def run_transfer(
             # Append-only loads fetch and insert smaller chunks (less parsed data held in the queue) and still
             # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows.
             chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
+            # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
             pipeline = PagePipeline(
-                open_pages(cp.next_url), queue_size, batch_rows=chunk_rows, batch_seconds=batch_seconds
+                records_of(open_pages(cp.next_url), writer.spec.key),
+                queue_size,
+                batch_rows=chunk_rows,
+                batch_seconds=batch_seconds,
             )
             with pipeline:
                 pending_pages = pending_rows = pending_fetched = 0
                 pending_since = time.monotonic()
                 for batch in pipeline:
-                    items = [item for page in batch for item in page.items]
-                    written = writer.upsert(items, meta) if items else 0
+                    fetched = sum(len(chunk) for chunk in batch)
+                    written = writer.write(batch, meta) if fetched else 0
                     cp = cp.advance(
                         next_url=batch[-1].next_url,
                         pages=len(batch),
                         rows=written,
-                        max_updated_at=_newest_updated_at(batch),
+                        max_updated_at=_newest(batch),
                     )
                     pending_pages += len(batch)
                     pending_rows += written
-                    pending_fetched += len(items)
+                    pending_fetched += fetched
                     # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
-                    del batch, items
+                    del batch
                     if (
                         pending_fetched >= batch_rows
                         or cp.next_url is None

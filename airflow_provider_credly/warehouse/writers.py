@@ -1,16 +1,19 @@
 """Dialect writers: upsert a batch of records into a warehouse table over a DB-API connection.
 
-* :class:`DuckDBWriter` hands DuckDB the batch as one list of JSON texts; DuckDB parses each once into typed
-  columns (``from_json`` with the table's struct type) and keeps the text as the raw column; the batch's ids
-  are deleted and the batch inserted in one transaction — no row-by-row inserts, no in-memory key index
-  (DuckDB's ART index would grow memory with the table), Python only serialises each record. With
+Writers take :class:`~airflow_provider_credly.warehouse.records.PageRecords`: each page's records as the JSON
+array text the API sent, so the bulk paths never build the records as Python objects.
+
+* :class:`DuckDBWriter` hands DuckDB the batch as one list of page texts; DuckDB splits and parses them into
+  typed columns (``from_json`` with the table's struct type) and keeps each record's text as the raw column;
+  the batch's ids are deleted and the batch inserted in one transaction — no row-by-row inserts, no
+  in-memory key index (DuckDB's ART index would grow memory with the table). With
   :attr:`SqlWriter.append_only` (set by ``run_transfer`` for a load of unique keys into a table holding no row
   of another load) the delete is skipped: it scans the whole id column.
-* :class:`PostgresWriter` streams the batch as JSON lines with ``COPY`` into a temporary staging table,
-  then merges it with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
+* :class:`PostgresWriter` streams the page texts with ``COPY`` into a temporary staging table, then merges
+  their elements with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
   columns inside PostgreSQL.
-* :class:`SqlWriter` is the portable fallback for any other DB-API database (SQLite...): ``DELETE`` of the
-  batch's ids then ``executemany`` ``INSERT``.
+* :class:`SqlWriter` is the portable fallback for any other DB-API database (SQLite...): the records are
+  parsed in Python, then ``DELETE`` of the batch's ids and ``executemany`` ``INSERT``.
 
 Writers never commit on their own except in :meth:`SqlWriter.ensure_tables`: the caller commits a batch
 together with its checkpoint. No Airflow import.
@@ -19,12 +22,13 @@ together with its checkpoint. No Airflow import.
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_credly.client.pagination import decode_records, encode_records
+from airflow_provider_credly.warehouse.records import PageRecords, dedupe_by_key, unique_records
 from airflow_provider_credly.warehouse.schema import (
     LOAD_COLUMNS,
     Column,
@@ -40,7 +44,6 @@ from airflow_provider_credly.warehouse.schema import (
 __all__ = ["DuckDBWriter", "LoadMeta", "PostgresWriter", "SqlWriter", "dedupe_by_key", "writer_for"]
 
 _DELETE_CHUNK = 500
-_INSERT_CHUNK = 2_000  # DuckDB: records serialised and inserted per statement
 
 
 @dataclass(frozen=True)
@@ -56,37 +59,8 @@ class LoadMeta:
         return cls(load_id, datetime.now(timezone.utc))
 
 
-def dedupe_by_key(items: Iterable[Mapping[str, Any]], key: str = "id") -> list[Mapping[str, Any]]:
-    """The records with the last one kept per key (one statement cannot upsert a key twice).
-
-    :raises ValueError: a record without the key.
-    """
-    out: dict[str, Mapping[str, Any]] = {}
-    for item in items:
-        value = item.get(key) if isinstance(item, Mapping) else None
-        if value in (None, ""):
-            raise ValueError(f"a record has no {key!r}: cannot upsert it (keys: {sorted(item)[:10]})")
-        out[str(value)] = item
-    return list(out.values())
-
-
-try:  # a dependency of Airflow itself (task SDK and core); ~8x faster than json.dumps on badge records
-    import msgspec
-
-    _encode: Callable[[Any], bytes] | None = msgspec.json.Encoder().encode
-except ImportError:  # pragma: no cover - Airflow always brings msgspec
-    _encode = None
-
-
 def _json(value: Any) -> str:
-    """Compact JSON text (non-ASCII kept as is), as ``json.dumps(value, separators=(",", ":"),
-    ensure_ascii=False)`` writes it for parsed JSON values."""
-    if _encode is not None:
-        try:
-            return _encode(value).decode()
-        except Exception:  # e.g. an unsupported type: json.dumps decides
-            pass
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return encode_records(value).decode()
 
 
 class SqlWriter:
@@ -213,8 +187,12 @@ class SqlWriter:
             self.execute(f"DELETE FROM {table} WHERE {column} IN ({self.marks(len(chunk))})", chunk)
 
     def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
-        """Insert or update ``items`` by key (no commit); returns the number of distinct records written."""
-        records = dedupe_by_key(items, self.spec.key)
+        """Insert or update parsed records by key (no commit); returns the number of distinct records written."""
+        return self.write([PageRecords.of_items(items, self.spec.key)], meta) if items else 0
+
+    def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
+        """Insert or update the records of ``chunks`` by key (no commit); returns the distinct records written."""
+        records = dedupe_by_key((r for chunk in chunks for r in chunk.decode()), self.spec.key)
         if not records:
             return 0
         keys = [str(r[self.spec.key]) for r in records]
@@ -333,14 +311,15 @@ class DuckDBWriter(SqlWriter):
         return ref
 
     def _build_merge(self) -> str:
-        # Each record arrives as its own JSON text (one VARCHAR[] parameter): DuckDB parses it once into
-        # the typed struct and stores the text itself as the raw column, with no second parse.
+        # $1 is the batch's page texts (VARCHAR[]): DuckDB splits each into its records (JSON[]), parses every
+        # record once into the typed struct and stores the record's text as the raw column.
         struct = _json(_struct_type(self.spec.columns)).replace("'", "''")
         names = ", ".join(c.name for c in self.all_columns)
         exprs = ", ".join(self._expr(c) for c in self.spec.columns)
+        records = "SELECT unnest(from_json(p, '[\"JSON\"]')) AS r FROM (SELECT unnest($1::VARCHAR[]) AS p)"
         return (
             f"INSERT INTO {self.table} ({names}) SELECT {exprs}, $2, $3 FROM "
-            f"(SELECT r, from_json(r, '{struct}') AS s FROM (SELECT unnest($1::VARCHAR[]) AS r))"
+            f"(SELECT r, from_json(r, '{struct}') AS s FROM ({records}))"
         )
 
     def _meta_values(self, meta: LoadMeta) -> tuple[Any, ...]:
@@ -367,25 +346,18 @@ class DuckDBWriter(SqlWriter):
             pass
         super().close()
 
-    def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
+    def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
         """Delete the batch's ids, then one ``INSERT ... SELECT FROM from_json(...)`` for the whole batch
         (same transaction: readers never see a badge missing or twice)."""
-        records = dedupe_by_key(items, self.spec.key)
-        if not records:
+        texts, keys = unique_records(chunks, self.spec.key)
+        if not keys:
             return 0
-        keys = [str(r[self.spec.key]) for r in records]
         if not self.append_only:  # the delete scans the whole id column: skipped when no key can repeat
             self._delete_keys(self.table, self.spec.key, keys)
-        # Serialised and inserted in chunks (same transaction, one delete above): the JSON texts and DuckDB's
-        # copy of them exist for one chunk at a time, not for the whole batch.
-        extra = self._meta_values(meta)
-        for start in range(0, len(records), _INSERT_CHUNK):
-            texts = [_json(r) for r in records[start : start + _INSERT_CHUNK]]
-            self.conn.execute(self._merge_sql, [texts, *extra])
-            del texts
+        self.conn.execute(self._merge_sql, [texts, *self._meta_values(meta)])
         if self.children:
-            self._write_children(records, keys)
-        return len(records)
+            self._write_children([r for text in texts for r in decode_records(text)], keys)
+        return len(keys)
 
     def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
         self.conn.execute(
@@ -424,14 +396,16 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
-def _pg_json(record: Mapping[str, Any]) -> str:
-    """JSON text for ``jsonb``, which cannot hold NUL characters: they are dropped (rare, so checked lazily)."""
-    text = _json(record)
-    return _json(_strip_nul(record)) if "\\u0000" in text else text
+def _pg_copy_line(text: str) -> str:
+    """A JSON text as one line of ``COPY ... FROM STDIN`` text format: ``jsonb`` cannot hold NUL characters,
+    so they are dropped (rare, so checked lazily); backslashes and any line break between tokens escaped."""
+    if "\\u0000" in text:
+        text = _json(_strip_nul(decode_records(text)))
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r") + "\n"
 
 
 class PostgresWriter(SqlWriter):
-    """PostgreSQL: ``COPY`` the batch as JSON lines into a temporary table, then one merge statement."""
+    """PostgreSQL: ``COPY`` the page texts into a temporary table, then one merge statement over their records."""
 
     dialect: Dialect = "postgres"
     deletes_before_insert = False  # ON CONFLICT merge: no delete to skip
@@ -460,29 +434,28 @@ class PostgresWriter(SqlWriter):
         finally:
             cur.close()
 
-    def upsert(self, items: Sequence[Mapping[str, Any]], meta: LoadMeta) -> int:
-        """``COPY`` into the staging table, then ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``."""
-        records = dedupe_by_key(items, self.spec.key)
-        if not records:
+    def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
+        """``COPY`` the page texts into the staging table, then ``INSERT ... SELECT ... ON CONFLICT (id) DO
+        UPDATE`` over their elements."""
+        texts, keys = unique_records(chunks, self.spec.key)
+        if not keys:
             return 0
         if not self._staged:
             self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} (j jsonb)")
             self._staged = True
         self.execute(f"TRUNCATE {self.stage}")
-        # COPY text format: one record per line; JSON text has no raw newline or tab, only backslashes
-        # need doubling.
-        text = "\n".join(_pg_json(r) for r in records).replace("\\", "\\\\") + "\n"
-        self._copy(f"COPY {self.stage} (j) FROM STDIN", text)
+        self._copy(f"COPY {self.stage} (j) FROM STDIN", "".join(_pg_copy_line(t) for t in texts))
         names = ", ".join(c.name for c in self.all_columns)
         exprs = ", ".join(self._expr(c) for c in self.spec.columns)
         self.execute(
-            f"INSERT INTO {self.table} ({names}) SELECT {exprs}, %s, %s FROM {self.stage} "
+            f"INSERT INTO {self.table} ({names}) SELECT {exprs}, %s, %s FROM "
+            f"(SELECT jsonb_array_elements(j) AS j FROM {self.stage}) AS records "
             f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}",
             list(self._meta_values(meta)),
         )
         if self.children:
-            self._write_children(records, [str(r[self.spec.key]) for r in records])
-        return len(records)
+            self._write_children([r for text in texts for r in decode_records(text)], keys)
+        return len(keys)
 
     def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
         self.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [list(keys)])

@@ -23,6 +23,8 @@ from airflow_provider_credly.client import (
     ValidationError,
 )
 
+from airflow_provider_credly.client.http import ApiResponse
+
 BASE = "https://api.credly.test/v1"
 TOKEN = "s3cr3t-token-value"
 
@@ -250,8 +252,37 @@ def test_token_never_in_repr_errors_or_pickles(client):
     assert str(clone) == str(info.value)
 
 
-def test_tls_verification_is_on_by_default():
+def test_tls_verification_is_on_by_default(monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert HttpClient(BASE).session.verify is True
+    assert HttpClient(BASE, verify=False).session.verify is False  # only when asked
+
+
+def test_ca_bundle_from_the_environment_keeps_verification_on(monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp-ca.pem")
+    assert HttpClient(BASE).session.verify == "/etc/corp-ca.pem"
+    assert HttpClient(BASE, verify="/other.pem").session.verify == "/other.pem"  # an explicit bundle wins
+    assert HttpClient(BASE, verify=False).session.verify is False
+
+
+def test_proxy_environment_is_read_once_and_honours_no_proxy(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = HttpClient(BASE)
+    assert client.session.proxies.get("https") == "http://proxy.corp:3128"
+    assert client.session.trust_env is False  # not re-read from os.environ on every request
+    monkeypatch.setenv("NO_PROXY", "api.credly.test")
+    assert "https" not in HttpClient(BASE).session.proxies
+
+
+def test_response_body_is_parsed_on_first_use_only():
+    resp = ApiResponse(200, BASE, {}, b'{"data": [1]}')
+    assert resp.content == b'{"data": [1]}'
+    assert resp.data == {"data": [1]}
+    assert ApiResponse(200, BASE, {}, b"").data is None
+    assert ApiResponse(200, BASE, {}, b"<html>").data is None
 
 
 def test_base_url_must_be_absolute():

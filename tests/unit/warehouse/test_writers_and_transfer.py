@@ -3,6 +3,7 @@ upsert idempotence, prune, resume after a failure at any point, bounded pipeline
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ from airflow_provider_credly.warehouse import (
     batches,
     run_transfer,
 )
+from airflow_provider_credly.warehouse.records import page_records
 from airflow_provider_credly.warehouse.writers import LoadMeta, dedupe_by_key
 
 TABLE = TableName.parse("badges")
@@ -128,6 +130,49 @@ def test_upsert_is_idempotent_and_updates(make_writer):
         "SELECT badge_id, position, skill FROM badges_skills WHERE badge_id = 'id-00003'"
     )
     assert sorted(skills) == [("id-00003", 0, "S1"), ("id-00003", 1, "S3")]
+
+
+def _raw_page(items, url, pretty=False):
+    text = json.dumps(items, indent=2 if pretty else None, ensure_ascii=pretty)
+    return page_records(Page(None, url, None, {}, records_json=text.encode()))
+
+
+def test_write_takes_page_texts_as_the_server_sent_them(make_writer):
+    writer = make_writer(children=True)
+    writer.ensure_tables()
+    weird = {"note": "NUL\u0000 é \\ \"q\" \t\n end", "nested": {"a": [1, 2.5, None, True]}}
+    first = [_badge(i, **weird) for i in range(5)]
+    second = [_badge(2, state="revoked", **weird), _badge(7, **weird)]
+    # pretty-printed (line breaks between tokens, \u escapes) and compact texts; id-00002 in both chunks
+    written = writer.write([_raw_page(first, "p1", pretty=True), _raw_page(second, "p2")], LoadMeta.new("l"))
+    writer.commit()
+    assert written == 6
+    rows = {r[0]: r for r in _content(writer)}
+    assert sorted(rows) == [f"id-{i:05d}" for i in (0, 1, 2, 3, 4, 7)]
+    assert rows["id-00002"][1] == "revoked"  # the last record of a key wins
+    raw = json.loads(rows["id-00004"][4])
+    assert raw["nested"] == {"a": [1, 2.5, None, True]}
+    expected_note = weird["note"] if writer.dialect != "postgres" else weird["note"].replace("\x00", "")
+    assert raw["note"] == expected_note  # PostgreSQL's jsonb cannot hold NUL: dropped there only
+    assert raw["recipient_email"] == "e4@example.com"
+    assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(12,)]
+
+
+def test_duckdb_compresses_the_raw_column_with_zstd(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "z.duckdb"))
+    writer = DuckDBWriter(conn, BADGES, TABLE)
+    writer.ensure_tables()
+    writer.upsert([_badge(i) for i in range(2_000)], LoadMeta.new("l"))
+    writer.commit()
+    conn.execute("COMMIT")
+    conn.execute("CHECKPOINT")
+    conn.execute("BEGIN TRANSACTION")
+    storage = writer.fetchall(
+        "SELECT DISTINCT compression FROM pragma_storage_info('badges') "
+        "WHERE column_name = 'raw' AND segment_type = 'JSON'"
+    )
+    assert storage == [("ZSTD",)]
+    writer.close()
 
 
 def test_prune_deletes_rows_not_in_the_load(make_writer):
@@ -392,13 +437,13 @@ def test_append_only_load_inserts_chunks_but_commits_every_batch_rows(tmp_path, 
     monkeypatch.setattr(transfer, "_APPEND_CHUNK_ROWS", 10)
     writer = DuckDBWriter(duckdb.connect(str(tmp_path / "c.duckdb")), BADGES, TABLE)
     upserts = []
-    original = writer.upsert
+    original = writer.write
 
-    def spy(items, meta):
-        upserts.append(len(items))
-        return original(items, meta)
+    def spy(chunks, meta):
+        upserts.append(sum(len(c) for c in chunks))
+        return original(chunks, meta)
 
-    writer.upsert = spy
+    writer.write = spy
     committed = []
     items = [_badge(i) for i in range(95)]
     result = run_transfer(

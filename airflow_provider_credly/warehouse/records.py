@@ -1,0 +1,132 @@
+"""Records on their way to a table: a page's records kept as JSON text, with their keys and watermark.
+
+The fetch thread turns each :class:`~airflow_provider_credly.client.pagination.Page` into
+:class:`PageRecords` by reading only the key and ``updated_at`` of each record (msgspec skips the rest), so
+the records are never built as Python objects: the bulk writers hand the text to the database, which
+parses it itself (DuckDB ``from_json``, PostgreSQL ``jsonb``). No Airflow import.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from airflow_provider_credly.client.pagination import Page, decode_records, encode_records
+
+__all__ = ["WATERMARK_FIELD", "PageRecords", "dedupe_by_key", "page_records", "records_of", "unique_records"]
+
+#: the record field whose newest value a load reports as its watermark
+WATERMARK_FIELD = "updated_at"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecords:
+    """The records of one page (or of a list of records) as one JSON array text.
+
+    :ivar json: the records as a JSON array text.
+    :ivar keys: each record's key, in order.
+    :ivar newest: the greatest ``updated_at`` among the records (``None`` if none has one).
+    :ivar url: the page's URL.
+    :ivar next_url: the page's next URL: the cursor to resume from once this page is committed.
+    """
+
+    json: str
+    keys: tuple[str, ...]
+    newest: str | None = None
+    url: str = ""
+    next_url: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def of_items(cls, items: Sequence[Mapping[str, Any]], key: str = "id") -> PageRecords:
+        """Records given as parsed objects (tests, callers holding dicts)."""
+        return page_records(Page(list(items), "", None, {}), key)  # type: ignore[arg-type]
+
+    def decode(self) -> list[dict[str, Any]]:
+        """The records as Python objects."""
+        return decode_records(self.json)
+
+
+@functools.cache
+def _keys_decoder(key: str) -> msgspec.json.Decoder[Any]:
+    names = [key] if key == WATERMARK_FIELD else [key, WATERMARK_FIELD]
+    head = msgspec.defstruct("KeyAndWatermark", [(name, Any, None) for name in names])
+    return msgspec.json.Decoder(list[head])  # type: ignore[valid-type]
+
+
+def _missing_key(key: str, page_url: str) -> ValueError:
+    where = f" on page {page_url}" if page_url else ""
+    return ValueError(f"a record{where} has no {key!r}: cannot upsert it")
+
+
+def page_records(page: Page, key: str = "id") -> PageRecords:
+    """Read the keys and the newest ``updated_at`` of a page's records, leaving the records as text.
+
+    :raises ValueError: a record is not a JSON object or has no key.
+    """
+    text = page.records_json
+    try:
+        heads = _keys_decoder(key).decode(text)
+        pairs: Iterable[tuple[Any, Any]] = ((getattr(h, key), getattr(h, WATERMARK_FIELD)) for h in heads)
+    except msgspec.ValidationError as exc:
+        raise ValueError(
+            f"page {page.url or '(given records)'}: every record must be a JSON object ({exc})"
+        ) from exc
+    except msgspec.DecodeError:  # values msgspec cannot read (NaN...): the standard library parses the page
+        items = decode_records(text)
+        if not all(isinstance(item, dict) for item in items):
+            raise ValueError(f"page {page.url}: every record must be a JSON object") from None
+        pairs = ((item.get(key), item.get(WATERMARK_FIELD)) for item in items)
+    keys: list[str] = []
+    newest: str | None = None
+    for value, updated in pairs:
+        if value is None or value == "":
+            raise _missing_key(key, page.url)
+        keys.append(str(value))
+        if isinstance(updated, str) and (newest is None or updated > newest):
+            newest = updated
+    return PageRecords(text.decode(), tuple(keys), newest, page.url, page.next_url)
+
+
+def records_of(pages: Iterator[Page], key: str = "id") -> Iterator[PageRecords]:
+    """:func:`page_records` of every page (closing ``pages`` when closed)."""
+    try:
+        for page in pages:
+            yield page_records(page, key)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+
+
+def dedupe_by_key(items: Iterable[Mapping[str, Any]], key: str = "id") -> list[Mapping[str, Any]]:
+    """The records with the last one kept per key (one statement cannot upsert a key twice).
+
+    :raises ValueError: a record without the key.
+    """
+    out: dict[str, Mapping[str, Any]] = {}
+    for item in items:
+        value = item.get(key) if isinstance(item, Mapping) else None
+        if value in (None, ""):
+            raise ValueError(f"a record has no {key!r}: cannot upsert it (keys: {sorted(item)[:10]})")
+        out[str(value)] = item
+    return list(out.values())
+
+
+def unique_records(chunks: Sequence[PageRecords], key: str = "id") -> tuple[list[str], list[str]]:
+    """The JSON texts and keys of ``chunks`` with each key once (the last record kept).
+
+    Keys are almost always unique within a write batch: then the texts are returned as they are; otherwise
+    the records are decoded, deduplicated and encoded again as one text.
+    """
+    keys = [k for chunk in chunks for k in chunk.keys]
+    if len(set(keys)) == len(keys):
+        return [chunk.json for chunk in chunks], keys
+    records = dedupe_by_key((r for chunk in chunks for r in chunk.decode()), key)
+    return [encode_records(records).decode()], [str(r[key]) for r in records]

@@ -1,0 +1,64 @@
+"""Page parsing: Credly's envelope split without parsing the records, lazy items, JSON text round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_credly.client import ApiError
+from airflow_provider_credly.client.http import ApiResponse
+from airflow_provider_credly.client.pagination import Page, credly_page, decode_records, encode_records
+
+URL = "https://api.credly.test/v1/organizations/o/badges"
+
+
+def _resp(body: bytes) -> ApiResponse:
+    return ApiResponse(200, URL, {}, body)
+
+
+def test_credly_page_keeps_the_records_as_sent_and_parses_them_on_first_use():
+    body = (
+        b'{"data": [ {"id": "1", "name": "\xc3\xa9"},\n {"id": "2"} ], "metadata": {"next_page_url": "u2"}}'
+    )
+    page = credly_page(_resp(body))
+    assert page.next_url == "u2"
+    assert page.metadata == {"next_page_url": "u2"}
+    assert page.records_json == b'[ {"id": "1", "name": "\xc3\xa9"},\n {"id": "2"} ]'
+    assert page.items == [{"id": "1", "name": "é"}, {"id": "2"}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"data": null, "metadata": null}', b'{"metadata": {}}', b"", b"[1, 2]", b'{"data": []}'],
+)
+def test_credly_page_without_records_is_an_empty_last_page(body):
+    page = credly_page(_resp(body))
+    assert page.items == []
+    assert page.records_json == b"[]"
+    assert page.next_url is None
+
+
+def test_credly_page_with_data_that_is_not_a_list_is_an_error():
+    with pytest.raises(ApiError, match="expected a list"):
+        credly_page(_resp(b'{"data": {"message": "x"}, "metadata": {}}'))
+
+
+def test_page_built_from_items_encodes_them_once_as_compact_json():
+    items = [{"id": "1", "name": "é", "n": 1.5, "ok": True, "none": None}]
+    page = Page(items, "u", None, {})
+    assert json.loads(page.records_json) == items
+    assert "é".encode() in page.records_json  # not \\u escaped
+    assert page.records_json is page.records_json  # cached
+    assert page == Page(None, "u", None, {}, records_json=page.records_json)
+    with pytest.raises(ValueError, match="needs items or records_json"):
+        Page(None, "u", None, {})
+
+
+def test_records_round_trip_values_msgspec_does_not_know():
+    # beyond 64-bit integers and NaN go through the standard library instead of failing
+    assert decode_records(b"[1e999, 123456789012345678901234567890]")[1] == 123456789012345678901234567890
+    assert decode_records(b'[{"x": NaN}]')[0]["x"] != 0
+    with pytest.raises(ValueError, match="JSON array"):
+        decode_records(b'{"id": 1}')
+    assert json.loads(encode_records([{"when": object.__new__(type("T", (), {}))}]))[0]["when"]
