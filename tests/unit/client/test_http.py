@@ -22,7 +22,6 @@ from airflow_provider_credly.client import (
     UnsafeUrlError,
     ValidationError,
 )
-
 from airflow_provider_credly.client.http import ApiResponse
 
 BASE = "https://api.credly.test/v1"

@@ -140,7 +140,7 @@ def _raw_page(items, url, pretty=False):
 def test_write_takes_page_texts_as_the_server_sent_them(make_writer):
     writer = make_writer(children=True)
     writer.ensure_tables()
-    weird = {"note": "NUL\u0000 é \\ \"q\" \t\n end", "nested": {"a": [1, 2.5, None, True]}}
+    weird = {"note": 'NUL\u0000 é \\ "q" \t\n end', "nested": {"a": [1, 2.5, None, True]}}
     first = [_badge(i, **weird) for i in range(5)]
     second = [_badge(2, state="revoked", **weird), _badge(7, **weird)]
     # pretty-printed (line breaks between tokens, \u escapes) and compact texts; id-00002 in both chunks
