@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
         config = {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}
         if os.environ.get("BENCH_DUCKDB_CHECKPOINT"):
             config["checkpoint_threshold"] = os.environ["BENCH_DUCKDB_CHECKPOINT"]
+        if os.environ.get("BENCH_DUCKDB_THREADS"):
+            config["threads"] = int(os.environ["BENCH_DUCKDB_THREADS"])
         writer: Any = DuckDBWriter(duckdb.connect(args.target, config=config), BADGES, table)
     else:
         import psycopg
@@ -156,7 +159,6 @@ def bench_volume(n: int, opts: argparse.Namespace) -> dict[str, Any]:
 
     print(f"\n== {n:,} badges ({opts.badge_format}, {opts.page_size} per cursor page)", flush=True)
     t0 = time.perf_counter()
-    results: dict[str, Any] = {}
     with spawn_emulator_process(badges=n, employees=10, seed=11, hv_page_size=opts.page_size) as emu:
         print(f"   emulator ready in {time.perf_counter() - t0:.1f} s", flush=True)
         common = [
@@ -178,44 +180,71 @@ def bench_volume(n: int, opts: argparse.Namespace) -> dict[str, Any]:
             opts.duckdb_memory_limit,
             *(["--keep-delete"] if opts.keep_delete else []),
         ]
+        runs: dict[str, list[dict[str, Any]]] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for side in opts.sides:
-                if side == "raw":
-                    results[side] = _run([*common, "--worker", "raw"])
-                elif side == "duckdb":
-                    results[side] = _run([*common, "--worker", "duckdb", "--target", f"{tmp}/bench.duckdb"])
-                elif side == "postgres":
-                    schema = _postgres_schema()
-                    if schema is None:
-                        continue
-                    try:
-                        results[side] = _run([*common, "--worker", "postgres", "--target", schema])
-                    finally:
-                        _drop_schema(schema)
-                elif side == "dlt":
-                    if not DLT_PYTHON.exists():
-                        print(f"   dlt skipped: {DLT_PYTHON} missing (see benchmarks/requirements-dlt.txt)")
-                        continue
-                    script = str(ROOT / "benchmarks" / "bench_dlt_load.py")
-                    results[side] = _run(
-                        [str(DLT_PYTHON), script, "--base-url", emu.base_url, "--token", emu.token,
-                         "--org", emu.org_id, "--badge-format", opts.badge_format, "--target", f"{tmp}/dlt.duckdb"]
-                    )  # fmt: skip
-                r = results.get(side)
-                if r:
-                    print(
-                        f"   {side:<9} {r['rows']:>9,} rows in {r['seconds']:7.2f} s = "
-                        f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['peak_rss_mb']:6.1f} MB",
-                        flush=True,
-                    )
-    raw = results.get("raw", {}).get("seconds")
+            for rep in range(opts.repeat):
+                for side in opts.sides:
+                    if side == "dlt" and rep > 0:
+                        continue  # ~15x slower than the others: once is enough
+                    r = _run_side(side, common, emu, opts, f"{tmp}/{side}{rep}.duckdb")
+                    if r:
+                        runs.setdefault(side, []).append(r)
+                        print(
+                            f"   [{rep + 1}/{opts.repeat}] {side:<9} {r['rows']:>9,} rows in {r['seconds']:7.2f} s"
+                            f" = {r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['peak_rss_mb']:6.1f} MB",
+                            flush=True,
+                        )
+    return _summarise(runs)
+
+
+def _run_side(side: str, common: list[str], emu: Any, opts: argparse.Namespace, target: str) -> Any:
+    if side == "raw":
+        return _run([*common, "--worker", "raw"])
+    if side == "duckdb":
+        return _run([*common, "--worker", "duckdb", "--target", target])
+    if side == "postgres":
+        schema = _postgres_schema()
+        if schema is None:
+            return None
+        try:
+            return _run([*common, "--worker", "postgres", "--target", schema])
+        finally:
+            _drop_schema(schema)
+    if side == "dlt":
+        if not DLT_PYTHON.exists():
+            print(f"   dlt skipped: {DLT_PYTHON} missing (see benchmarks/requirements-dlt.txt)")
+            return None
+        script = str(ROOT / "benchmarks" / "bench_dlt_load.py")
+        return _run(
+            [str(DLT_PYTHON), script, "--base-url", emu.base_url, "--token", emu.token,
+             "--org", emu.org_id, "--badge-format", opts.badge_format, "--target", target]
+        )  # fmt: skip
+    raise ValueError(side)
+
+
+def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Median seconds per side, max peak RSS, and each side's median of its per-repetition ratios to the raw
+    fetch run just before it (pairs taken minutes apart would compare different machine loads)."""
+    results: dict[str, Any] = {}
+    for side, side_runs in runs.items():
+        results[side] = {
+            "rows": side_runs[0]["rows"],
+            "seconds": round(statistics.median(r["seconds"] for r in side_runs), 3),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in side_runs),
+            "runs_seconds": [round(r["seconds"], 3) for r in side_runs],
+            "runs_peak_rss_mb": [r["peak_rss_mb"] for r in side_runs],
+        }
+    raw_runs = runs.get("raw", [])
     dlt = results.get("dlt", {}).get("seconds")
     for side in ("duckdb", "postgres"):
-        if side in results:
-            if raw:
-                results[side]["ratio_vs_raw"] = round(results[side]["seconds"] / raw, 3)
-            if dlt:
-                results[side]["dlt_over_this"] = round(dlt / results[side]["seconds"], 2)
+        if side not in results:
+            continue
+        pairs = [w["seconds"] / r["seconds"] for w, r in zip(runs[side], raw_runs, strict=False)]
+        if pairs:
+            results[side]["ratio_vs_raw"] = round(statistics.median(pairs), 3)
+            results[side]["runs_ratio_vs_raw"] = [round(x, 3) for x in pairs]
+        if dlt:
+            results[side]["dlt_over_this"] = round(dlt / results[side]["seconds"], 2)
     return results
 
 
@@ -246,6 +275,9 @@ def main() -> int:
         help="delete each batch's ids even into an empty table (run_transfer unique_keys=False)",
     )
     parser.add_argument("--sides", nargs="+", default=["raw", "duckdb", "postgres", "dlt"])
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="repetitions of each side (medians are reported; dlt runs once)"
+    )
     parser.add_argument("--json", help="write all figures to this file")
     opts = parser.parse_args()
     if opts.worker:
@@ -258,8 +290,9 @@ def main() -> int:
             if side in res:
                 r = res[side]
                 print(
-                    f"   {int(n):>9,} {side:<9} transfer/raw = {r.get('ratio_vs_raw', '?')}x, "
-                    f"dlt/transfer = {r.get('dlt_over_this', '?')}x"
+                    f"   {int(n):>9,} {side:<9} median {r['seconds']:.2f} s, transfer/raw = "
+                    f"{r.get('ratio_vs_raw', '?')}x (runs {r.get('runs_ratio_vs_raw')}), "
+                    f"dlt/transfer = {r.get('dlt_over_this', '?')}x, peak RSS {r['peak_rss_mb']:.0f} MB"
                 )
     if opts.json:
         Path(opts.json).write_text(json.dumps(figures, indent=2))

@@ -116,13 +116,15 @@ def run_transfer(
     n_batches = 0
     try:
         if cp.status == "running":
-            # Append-only loads fetch and insert smaller chunks (less parsed data held in the queue) and still
-            # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows.
+            # Append-only loads insert smaller chunks (DuckDB holds less of a statement in memory) and still
+            # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The
+            # queue holds as many records either way, so a slow commit (a DuckDB checkpoint) does not stall the
+            # fetch thread sooner.
             chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
             # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
             pipeline = PagePipeline(
                 records_of(open_pages(cp.next_url), writer.spec.key),
-                queue_size,
+                queue_size * max(1, batch_rows // chunk_rows),
                 batch_rows=chunk_rows,
                 batch_seconds=batch_seconds,
             )
