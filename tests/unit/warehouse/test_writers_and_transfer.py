@@ -175,6 +175,37 @@ def test_duckdb_compresses_the_raw_column_with_zstd(tmp_path):
     writer.close()
 
 
+def _threshold(conn):
+    return conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+
+
+def test_duckdb_writer_raises_the_checkpoint_threshold_only_from_the_default_and_restores_it(tmp_path):
+    path = str(tmp_path / "t.duckdb")
+    other = duckdb.connect(path)  # same database instance: sees the instance-wide setting
+    writer = DuckDBWriter(duckdb.connect(path), BADGES, TABLE)
+    assert writer.tuned_checkpoints
+    assert _threshold(other) == "256.0 MiB"
+    writer.close()
+    assert _threshold(other) == "16.0 MiB"
+    other.close()
+
+    configured = duckdb.connect(str(tmp_path / "c.duckdb"), config={"checkpoint_threshold": "64MiB"})
+    writer = DuckDBWriter(configured, BADGES, TABLE)
+    assert not writer.tuned_checkpoints
+    assert _threshold(configured) == "64.0 MiB"  # the connection's own setting is kept
+    writer.close()
+
+    untouched = DuckDBWriter(
+        duckdb.connect(str(tmp_path / "u.duckdb")), BADGES, TABLE, checkpoint_threshold=None
+    )
+    assert (untouched.tuned_checkpoints, _threshold(untouched.conn)) == (False, "16.0 MiB")
+    untouched.close()
+    with pytest.raises(ValueError, match="must be a size"):
+        DuckDBWriter(
+            duckdb.connect(str(tmp_path / "v.duckdb")), BADGES, TABLE, checkpoint_threshold="1; DROP"
+        )
+
+
 def test_prune_deletes_rows_not_in_the_load(make_writer):
     writer = make_writer(children=True)
     writer.ensure_tables()
