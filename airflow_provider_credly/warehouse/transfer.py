@@ -101,11 +101,13 @@ def run_transfer(
         store.save(cp)
         writer.commit()
     resumed_at = cp.pages
-    writer.append_only = bool(
-        unique_keys
-        and writer.deletes_before_insert
-        and cp.status == "running"
-        and writer.holds_only_load(cp.load_id)
+    writer.prepare_load(
+        append_only=bool(
+            unique_keys
+            and writer.deletes_before_insert
+            and cp.status == "running"
+            and writer.holds_only_load(cp.load_id)
+        )
     )
     if writer.append_only:
         logger.info(

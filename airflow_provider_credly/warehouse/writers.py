@@ -99,6 +99,10 @@ class SqlWriter:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(table={str(self.table)!r})"
 
+    def prepare_load(self, *, append_only: bool) -> None:
+        """Called by :func:`run_transfer` before the first batch: whether batches are plain inserts."""
+        self.append_only = append_only
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     @property
@@ -280,10 +284,11 @@ _SIZE = re.compile(r"^[0-9]+(\.[0-9]+)? ?[KMGT]i?B$")
 class DuckDBWriter(SqlWriter):
     """DuckDB: the batch as one list-of-JSON-texts parameter, parsed and merged inside DuckDB.
 
-    While it is open, the writer raises DuckDB's automatic checkpoint threshold to ``checkpoint_threshold``
-    unless the connection configured one (see :meth:`_tune_checkpoints`); :meth:`close` restores it.
+    For a load that deletes before inserting (an upsert into a table holding rows of another load), the
+    writer raises DuckDB's automatic checkpoint threshold to ``checkpoint_threshold`` unless the connection
+    configured one (see :meth:`_tune_checkpoints`); :meth:`close` restores it.
 
-    :param checkpoint_threshold: WAL size between automatic checkpoints during the load (``None``: leave
+    :param checkpoint_threshold: WAL size between automatic checkpoints during such a load (``None``: leave
         DuckDB's setting alone).
     """
 
@@ -300,22 +305,32 @@ class DuckDBWriter(SqlWriter):
     ) -> None:
         kwargs.setdefault("placeholder", "?")
         super().__init__(conn, spec, table, **kwargs)
+        if checkpoint_threshold is not None and not _SIZE.match(checkpoint_threshold):
+            raise ValueError(
+                f"checkpoint_threshold must be a size such as '256MiB', got {checkpoint_threshold!r}"
+            )
+        self.checkpoint_threshold = checkpoint_threshold
+        self.tuned_checkpoints = False
         self._merge_sql = self._build_merge()
-        self.tuned_checkpoints = self._tune_checkpoints(checkpoint_threshold)
         self.conn.execute("BEGIN TRANSACTION")
+
+    def prepare_load(self, *, append_only: bool) -> None:
+        """As :meth:`SqlWriter.prepare_load`; a load that deletes also gets fewer, larger checkpoints."""
+        super().prepare_load(append_only=append_only)
+        if not append_only and not self.tuned_checkpoints:
+            self.tuned_checkpoints = self._tune_checkpoints(self.checkpoint_threshold)
 
     def _tune_checkpoints(self, threshold: str | None) -> bool:
         # DuckDB checkpoints every 16 MiB of WAL by default (about every 15,000 badges). Each checkpoint
-        # recompresses the row group being filled, and every row group holding deleted rows (a reload deletes
-        # each batch's ids): a 300k-badge reload spent 13 s of 17 s committing, 2 s with a 1 GB threshold.
+        # rewrites every row group holding rows deleted since the last one, and a reload deletes each batch's
+        # ids: a 300k-badge reload spent 13 s of 17 s committing, 2 s with a 1 GB threshold. An append-only
+        # load keeps the default: its small checkpoints hide behind the fetch, a 256 MiB one stalls it.
         # The setting is the database instance's: it is raised only from DuckDB's default and reset on close.
         if threshold is None:
             return False
         current = self.conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
         if not current or current[0] != _DUCKDB_DEFAULT_CHECKPOINT:
             return False  # set by the connection (``settings`` extra) or by someone else: theirs
-        if not _SIZE.match(threshold):
-            raise ValueError(f"checkpoint_threshold must be a size such as '256MiB', got {threshold!r}")
         self.conn.execute(f"SET GLOBAL checkpoint_threshold = '{threshold}'")
         return True
 

@@ -179,18 +179,21 @@ def _threshold(conn):
     return conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
 
 
-def test_duckdb_writer_raises_the_checkpoint_threshold_only_from_the_default_and_restores_it(tmp_path):
+def test_duckdb_writer_raises_the_checkpoint_threshold_for_a_deleting_load_and_restores_it(tmp_path):
     path = str(tmp_path / "t.duckdb")
     other = duckdb.connect(path)  # same database instance: sees the instance-wide setting
     writer = DuckDBWriter(duckdb.connect(path), BADGES, TABLE)
-    assert writer.tuned_checkpoints
-    assert _threshold(other) == "256.0 MiB"
+    writer.prepare_load(append_only=True)  # a first load: DuckDB's small checkpoints hide behind the fetch
+    assert (writer.tuned_checkpoints, _threshold(other)) == (False, "16.0 MiB")
+    writer.prepare_load(append_only=False)
+    assert (writer.tuned_checkpoints, _threshold(other)) == (True, "256.0 MiB")
     writer.close()
     assert _threshold(other) == "16.0 MiB"
     other.close()
 
     configured = duckdb.connect(str(tmp_path / "c.duckdb"), config={"checkpoint_threshold": "64MiB"})
     writer = DuckDBWriter(configured, BADGES, TABLE)
+    writer.prepare_load(append_only=False)
     assert not writer.tuned_checkpoints
     assert _threshold(configured) == "64.0 MiB"  # the connection's own setting is kept
     writer.close()
@@ -198,12 +201,32 @@ def test_duckdb_writer_raises_the_checkpoint_threshold_only_from_the_default_and
     untouched = DuckDBWriter(
         duckdb.connect(str(tmp_path / "u.duckdb")), BADGES, TABLE, checkpoint_threshold=None
     )
+    untouched.prepare_load(append_only=False)
     assert (untouched.tuned_checkpoints, _threshold(untouched.conn)) == (False, "16.0 MiB")
     untouched.close()
     with pytest.raises(ValueError, match="must be a size"):
         DuckDBWriter(
             duckdb.connect(str(tmp_path / "v.duckdb")), BADGES, TABLE, checkpoint_threshold="1; DROP"
         )
+
+
+def test_a_reload_through_run_transfer_tunes_checkpoints_and_a_first_load_does_not(tmp_path):
+    items = [_badge(i) for i in range(30)]
+    seen = []
+    for key in ("first", "reload"):
+        writer = DuckDBWriter(duckdb.connect(str(tmp_path / "r.duckdb")), BADGES, TABLE)
+        run_transfer(
+            open_pages=_pages(items),
+            writer=writer,
+            key=key,
+            fingerprint="f",
+            unique_keys=True,
+            after_commit=lambda cp, w=writer: seen.append((w.append_only, _threshold(w.conn))),
+        )
+        assert writer.count() == 30
+        writer.close()
+    assert seen[0] == (True, "16.0 MiB")
+    assert seen[-1] == (False, "256.0 MiB")
 
 
 def test_prune_deletes_rows_not_in_the_load(make_writer):
