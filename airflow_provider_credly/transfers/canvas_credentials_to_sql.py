@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_credly.client.canvas import MAX_PAGE_SIZE
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
-from airflow_provider_credly.transfers.credly_to_sql import PageOpener, _CredlyToSqlOperator
+from airflow_provider_credly.transfers.base import PageOpener, SqlTransferOperator
 from airflow_provider_credly.warehouse.schema import ChildSpec, Column, TableSpec
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def keyed_pages(pages: Iterator[Page]) -> Iterator[Page]:
         yield Page(items, page.url, page.next_url, page.metadata)
 
 
-class CanvasCredentialsAssertionsToSqlOperator(_CredlyToSqlOperator):
+class CanvasCredentialsAssertionsToSqlOperator(SqlTransferOperator):
     """Load the assertions of an issuer or a badge class into a SQL table, idempotently and resumably.
 
     One row per assertion (primary key ``entity_id``; typed columns plus the raw JSON), upserted, so reruns

@@ -1,0 +1,226 @@
+"""The base of every API-to-SQL transfer operator: destination, checkpoint key, validation and the run.
+
+Subclasses set :attr:`SqlTransferOperator.spec` (the table definition) and implement
+:meth:`SqlTransferOperator.build_request` (the page source); the machinery (typed schema, dialect bulk
+writers, checkpoints in the destination, bounded fetch/write pipeline) lives in
+:mod:`airflow_provider_credly.warehouse`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.sql.hooks.sql import DbApiHook
+from airflow.sdk import Asset, BaseHook, BaseOperator
+
+from airflow_provider_credly.client.filters import format_date
+from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
+from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
+from airflow_provider_credly.warehouse.transfer import run_transfer
+from airflow_provider_credly.warehouse.writers import writer_for
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "DEFAULT_DESTINATION",
+    "PageOpener",
+    "SqlTransferOperator",
+    "incremental_since",
+    "table_counts",
+    "warehouse_asset",
+]
+
+DEFAULT_DESTINATION = "duckdb_default"
+
+PageOpener = Callable[[str | None], Iterator[Page]]
+
+
+def warehouse_asset(destination_conn_id: str, table: str) -> Asset:
+    """The Asset a transfer declares for its table: ``credly-warehouse://<conn id>/<table>``.
+
+    Schedule a downstream DAG on it with ``schedule=[warehouse_asset("duckdb_default", "credly_badges")]``.
+    """
+    return Asset(uri=f"credly-warehouse://{destination_conn_id}/{table}", name=f"credly_warehouse_{table}")
+
+
+def incremental_since(
+    data_interval_start: datetime | None, overlap: timedelta, watermark: Any = None
+) -> str | None:
+    """The ``YYYY-MM-DD`` lower bound of an incremental load.
+
+    Credly's date filters have day granularity, so the bound is the UTC date of
+    ``data_interval_start - overlap`` (an explicit ``watermark`` wins). ``None`` when there is no interval.
+    """
+    if watermark not in (None, ""):
+        return format_date(watermark, key="watermark")
+    if data_interval_start is None:
+        return None
+    return format_date(data_interval_start - overlap, key="data_interval_start")
+
+
+def table_counts(destination_conn_id: str, table: str, group_by: str | None = "state") -> dict[str, Any]:
+    """Row count of a transfer's table (and per ``group_by`` value), for reports at the end of a DAG.
+
+    :return: ``{"table": ..., "rows": n, "by_<group_by>": {value: n}}``.
+    """
+    name = TableName.parse(table)
+    hook = BaseHook.get_connection(destination_conn_id).get_hook()  # type: ignore[no-untyped-call]
+    total = hook.get_first(f"SELECT COUNT(*) FROM {name}")[0]
+    out: dict[str, Any] = {"table": str(name), "rows": int(total)}
+    if group_by:
+        TableName.parse(group_by)  # a plain column name
+        rows = hook.get_records(f"SELECT {group_by}, COUNT(*) FROM {name} GROUP BY 1 ORDER BY 2 DESC")
+        out[f"by_{group_by}"] = {str(k): int(v) for k, v in rows}
+    return out
+
+
+class SqlTransferOperator(BaseOperator):
+    """Base of the API-to-SQL transfers: streams a page source into a table on any common.sql connection.
+
+    A subclass sets :attr:`spec` (the table's columns) and implements :meth:`build_request` (validated
+    settings -> page opener + request description). :meth:`execute` does the rest: creates the tables,
+    resumes an unfinished load with the same request, writes each batch with its checkpoint in one
+    transaction, optionally prunes, and returns a JSON summary (see
+    :class:`~airflow_provider_credly.transfers.credly_to_sql.CredlyBadgesToSqlOperator` for the parameters).
+
+    :param table: destination table, ``table`` or ``schema.table``; created if missing.
+    :param destination_conn_id: any common.sql connection (default ``duckdb_default``).
+    :param prune: after an unfiltered full load, delete rows it did not see.
+    :param include_child_tables: also maintain the spec's child tables.
+    :param page_queue_size: complete write batches fetched ahead of the writer.
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint.
+    :param checkpoint_key: override the checkpoint key (templated).
+    """
+
+    spec: TableSpec = BADGES
+    template_fields: Sequence[str] = ("destination_conn_id", "table", "checkpoint_key")
+    ui_color = "#f0e6ff"
+    #: the source cursor yields each key at most once (see ``run_transfer(unique_keys=...)``)
+    unique_keys: bool = False
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        destination_conn_id: str = DEFAULT_DESTINATION,
+        prune: bool = False,
+        include_child_tables: bool = False,
+        page_queue_size: int = 2,
+        batch_rows: int = 10_000,
+        checkpoint_key: str | None = None,
+        outlets: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if outlets is None:  # a templated name cannot make a static Asset: pass outlets yourself then
+            templated = "{{" in f"{destination_conn_id}{table}"
+            outlets = [] if templated else [warehouse_asset(destination_conn_id, table)]
+        super().__init__(outlets=outlets, **kwargs)
+        self.table = table
+        self.destination_conn_id = destination_conn_id
+        self.prune = prune
+        self.include_child_tables = include_child_tables
+        self.page_queue_size = page_queue_size
+        self.batch_rows = batch_rows
+        self.checkpoint_key = checkpoint_key
+        self.bootstrap_run = False  # set in execute(): this run is a bootstrap full load
+
+    def get_db_hook(self) -> DbApiHook:
+        """The destination's ``DbApiHook`` (DuckDB, PostgreSQL, SQLite...)."""
+        hook = BaseHook.get_connection(self.destination_conn_id).get_hook()  # type: ignore[no-untyped-call]
+        if not isinstance(hook, DbApiHook):
+            raise ValueError(
+                f"destination_conn_id {self.destination_conn_id!r} gives a {type(hook).__name__}, "
+                "which is not a DbApiHook (common.sql) connection"
+            )
+        return hook
+
+    # -- the request -------------------------------------------------------------------------------
+
+    def validate(self) -> TableName:
+        """Check the settings before any HTTP call; returns the parsed table name."""
+        table = TableName.parse(self.table)
+        if int(self.page_queue_size) < 1:
+            raise ValueError(f"page_queue_size must be at least 1, got {self.page_queue_size!r}")
+        if int(self.batch_rows) < 1:
+            raise ValueError(f"batch_rows must be at least 1, got {self.batch_rows!r}")
+        return table
+
+    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+        """The page opener (cursor URL -> pages) and the request's description (fingerprint, XCom).
+
+        Validates the settings (no HTTP request is made here).
+        """
+        raise NotImplementedError
+
+    def transfer_key(self, context: Context, table: TableName) -> str:
+        """Checkpoint key: ``checkpoint_key`` or ``<dag>.<task>[<map index>]:<table>``.
+
+        The run id is deliberately not part of it: a retry, a cleared task or the next run with the same
+        request (same fingerprint) continues an unfinished load.
+        """
+        if self.checkpoint_key:
+            return str(self.checkpoint_key)
+        ti = context.get("ti") or context.get("task_instance")
+        map_index = getattr(ti, "map_index", -1)
+        suffix = f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else ""
+        return f"{self.dag_id}.{self.task_id}{suffix}:{table}"
+
+    def after_batch_committed(self, checkpoint: Checkpoint) -> None:
+        """Called after every committed batch (override to add monitoring); does nothing by default."""
+
+    # -- execution -----------------------------------------------------------------------------------
+
+    def wants_bootstrap(self, saved: Checkpoint | None) -> bool:
+        """Whether this run must be a full "bootstrap" load instead of the configured one (see the badges
+        transfer's ``bootstrap_full``); ``False`` here."""
+        return False
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        table = self.validate()
+        self.build_request(context)  # validates every setting before any I/O
+        key = self.transfer_key(context, table)
+        writer = writer_for(self.get_db_hook(), self.spec, table, children=self.include_child_tables)
+        try:
+            store = CheckpointStore(writer)
+            writer.ensure_tables([store.ddl()])
+            self.bootstrap_run = self.wants_bootstrap(store.load(key))
+            open_pages, request = self.build_request(context)
+            if self.prune and request.get("mode", "full") != "full":
+                raise ValueError("prune=True needs mode='full'")
+            if self.prune and request.get("filter"):
+                raise ValueError(
+                    "prune=True deletes every row the load did not see, so it needs an unfiltered full load; "
+                    f"this load has filter {request['filter']!r}"
+                )
+            fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
+            self.log.info(
+                "Loading %s into %s (%s) on %r: %s",
+                self.spec.kind,
+                table,
+                type(writer).__name__,
+                self.destination_conn_id,
+                {k: v for k, v in request.items() if v is not None},
+            )
+            result = run_transfer(
+                open_pages=open_pages,
+                writer=writer,
+                key=key,
+                fingerprint=fingerprint,
+                prune=self.prune,
+                queue_size=int(self.page_queue_size),
+                batch_rows=int(self.batch_rows),
+                checkpoints=store,
+                after_commit=self.after_batch_committed,
+                logger=self.log,
+                unique_keys=self.unique_keys,
+            )
+        finally:
+            writer.close()
+        summary = {**result.as_dict(), **{k: v for k, v in request.items() if k != "endpoint"}}
+        summary["destination_conn_id"] = self.destination_conn_id
+        return summary
