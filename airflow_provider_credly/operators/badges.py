@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_credly.client.payloads import build_issue_payload
@@ -43,21 +42,6 @@ __all__ = [
 
 # Kept for modules that imported it from here before it moved to operators.base.
 _as_list = as_list
-
-REPORT_COLUMNS = (
-    ("dag_id", "VARCHAR(250)"),
-    ("run_id", "VARCHAR(250)"),
-    ("task_id", "VARCHAR(250)"),
-    ("try_number", "INTEGER"),
-    ("row_index", "INTEGER"),
-    ("outcome", "VARCHAR(20)"),
-    ("badge_id", "VARCHAR(64)"),
-    ("reason", "TEXT"),
-    ("badge_template_id", "VARCHAR(64)"),
-    ("recipient_email", "VARCHAR(320)"),
-    ("issuer_earner_id", "VARCHAR(250)"),
-    ("recorded_at", "TIMESTAMP"),
-)
 
 
 class CredlyIssueBadgeOperator(CredlyBaseOperator):
@@ -201,6 +185,11 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
     same value is pushed under the key ``report``.
     """
 
+    report_row_columns = (
+        ("badge_template_id", "VARCHAR(64)", "badge_template_id"),
+        ("recipient_email", "VARCHAR(320)", "recipient_email"),
+        ("issuer_earner_id", "VARCHAR(250)", "issuer_earner_id"),
+    )
     template_fields: Sequence[str] = (
         "rows",
         "sql",
@@ -265,10 +254,8 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.coerce_typed_fields()
-        if self.report_table and not self.report_conn_id:
-            raise ValueError("report_table needs report_conn_id")
-        payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
         tries = try_number(context)
+        payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
         check = tries > 1 if self.check_existing is None else self.check_existing
         self.log.info(
             "Issuing %d badge(s) with %d worker(s) (check existing: %s)", len(payloads), self.workers, check
@@ -280,38 +267,5 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
             payloads,
             noun="badge",
             check_existing=check,
-            write_report=(
-                (lambda report: self._write_report(context, report, payloads, tries))
-                if self.report_table and self.report_conn_id
-                else None
-            ),
+            write_report=self.report_writer(context, payloads, tries),
         )
-
-    def _write_report(
-        self, context: Context, report: Any, payloads: list[dict[str, Any]], tries: int
-    ) -> None:
-        from airflow_provider_credly.sql_rows import write_rows
-
-        ti = context.get("ti")
-        dag_id = getattr(ti, "dag_id", None) or self.dag_id
-        run_id = getattr(ti, "run_id", None) or context.get("run_id")
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        rows = (
-            (
-                dag_id,
-                run_id,
-                self.task_id,
-                tries,
-                i,
-                outcome,
-                badge_id,
-                reason,
-                payloads[i]["badge_template_id"],
-                payloads[i]["recipient_email"],
-                payloads[i].get("issuer_earner_id"),
-                now,
-            )
-            for i, outcome, badge_id, reason in report.rows()
-        )
-        write_rows(str(self.report_conn_id), str(self.report_table), REPORT_COLUMNS, rows)
-        self.log.info("Per-row report written to %s", self.report_table)

@@ -197,10 +197,29 @@ class CredlyBaseOperator(BaseOperator):
         return CredlyHook(self.credly_conn_id, pool_size=hook_pool_size(self))
 
 
+#: the report table's leading columns, filled from the run (``(name, SQL type)``)
+REPORT_RUN_COLUMNS = (
+    ("dag_id", "VARCHAR(250)"),
+    ("run_id", "VARCHAR(250)"),
+    ("task_id", "VARCHAR(250)"),
+    ("try_number", "INTEGER"),
+    ("row_index", "INTEGER"),
+    ("outcome", "VARCHAR(20)"),
+)
+
+
 class BulkRowsMixin:
     """Shared by the bulk issue operators (before their operator base class): input rows from ``rows`` or
-    ``sql``, one bulk run with its stop event (set by ``on_kill``), and the report's logging and XCom.
+    ``sql``, one bulk run with its stop event (set by ``on_kill``), the report's logging and XCom, and the
+    optional per-row report table (``report_conn_id`` + ``report_table``).
     """
+
+    #: the report table's column holding the created item's id (``badge_id``, ``assertion_id``)
+    report_id_column: str = "badge_id"
+    #: ``(column, SQL type, key of the validated row)`` describing each row in the report table
+    report_row_columns: tuple[tuple[str, str, str], ...] = ()
+    report_conn_id: str | None
+    report_table: str | None
 
     rows: Any
     sql: str | None
@@ -260,6 +279,54 @@ class BulkRowsMixin:
             max_xcom_rows=self.max_xcom_rows,
             write_report=write_report,
         )
+
+    @property
+    def report_columns(self) -> tuple[tuple[str, str], ...]:
+        """The report table's ``(name, SQL type)`` columns."""
+        row_columns = tuple((name, sqltype) for name, sqltype, _ in self.report_row_columns)
+        return (
+            *REPORT_RUN_COLUMNS,
+            (self.report_id_column, "VARCHAR(64)"),
+            ("reason", "TEXT"),
+            *row_columns,
+            ("recorded_at", "TIMESTAMP"),
+        )
+
+    def report_writer(
+        self, context: Context | Mapping[str, Any], rows: Sequence[Mapping[str, Any]], tries: int
+    ) -> Callable[[BulkIssueReport], None] | None:
+        """The ``write_report`` callback appending one row per input row to ``report_table`` (``None``
+        without a report table).
+
+        :raises ValueError: ``report_table`` without ``report_conn_id`` (checked before any call).
+        """
+        if not self.report_table:
+            return None
+        if not self.report_conn_id:
+            raise ValueError("report_table needs report_conn_id")
+        conn_id, table = str(self.report_conn_id), str(self.report_table)
+        operator = cast(BaseOperator, self)
+        ti = context.get("ti")
+        run = (
+            getattr(ti, "dag_id", None) or operator.dag_id,
+            getattr(ti, "run_id", None) or context.get("run_id"),
+            operator.task_id,
+            tries,
+        )
+
+        def write(report: BulkIssueReport) -> None:
+            from airflow_provider_credly.sql_rows import write_rows
+
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            keys = [key for _, _, key in self.report_row_columns]
+            values = (
+                (*run, i, outcome, item_id, reason, *(rows[i].get(k) for k in keys), now)
+                for i, outcome, item_id, reason in report.rows()
+            )
+            write_rows(conn_id, table, self.report_columns, values)
+            operator.log.info("Per-row report written to %s", table)
+
+        return write
 
     def on_kill(self) -> None:
         self._stop.set()

@@ -167,12 +167,21 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
     :param workers: concurrent requests at most.
     :param max_requests_per_second: optional client-side pacing.
     :param max_failures: the task fails when more rows fail; it stops taking new rows once exceeded.
-    :param max_xcom_rows: cap on the rows listed in XCom (failed rows first).
+    :param report_conn_id: optional common.sql connection for the per-row report table.
+    :param report_table: the report table (created if missing; one row per input row and try: run, row index,
+        outcome, ``assertion_id``, reason, ``badgeclass``, ``recipient_identity``, time).
+    :param max_xcom_rows: cap on the rows listed in XCom (failed rows first); the report table has all.
     :param canvas_credentials_conn_id: the Canvas Credentials connection.
 
     XCom: ``{"issued", "already_existed", "failed", "skipped", "total", "throttled",
     "rows": [[row_index, outcome, assertion_id_or_reason], ...], "rows_truncated"}``.
     """
+
+    report_id_column = "assertion_id"
+    report_row_columns = (
+        ("badgeclass", "VARCHAR(64)", "badgeclass"),
+        ("recipient_identity", "VARCHAR(320)", "recipient_identity"),
+    )
 
     template_fields: Sequence[str] = (
         "rows",
@@ -183,6 +192,8 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
         "badge_class_id",
         "defaults",
         "if_exists",
+        "report_conn_id",
+        "report_table",
         "canvas_credentials_conn_id",
     )
     template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
@@ -202,6 +213,8 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
         workers: int = 8,
         max_requests_per_second: float | None = None,
         max_failures: int = 0,
+        report_conn_id: str | None = None,
+        report_table: str | None = None,
         max_xcom_rows: int = 1000,
         **kwargs: Any,
     ) -> None:
@@ -218,6 +231,8 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
         self.workers = workers
         self.max_requests_per_second = max_requests_per_second
         self.max_failures = max_failures
+        self.report_conn_id = report_conn_id
+        self.report_table = report_table
         self.max_xcom_rows = max_xcom_rows
         self._stop = threading.Event()
 
@@ -228,7 +243,8 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
             **(self.defaults or {}),
         }
         rows = validate_assertion_rows(self.load_rows(), defaults)
-        check = self.allow_duplicate_awards and try_number(context) > 1
+        tries = try_number(context)
+        check = self.allow_duplicate_awards and tries > 1
         self.log.info("Awarding %d assertion(s) with %d worker(s)", len(rows), self.workers)
         return self.run_bulk_rows(
             context,
@@ -236,6 +252,7 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
             self.hook.client,
             rows,
             noun="assertion",
+            write_report=self.report_writer(context, rows, tries),
             allow_duplicate_awards=self.allow_duplicate_awards,
             check_existing=check,
         )

@@ -89,3 +89,52 @@ def test_revoke_is_retry_safe(canvas_conn):
         context={}
     )
     assert again["counts"] == {"already_revoked": 1}
+
+
+def test_bulk_issue_writes_one_report_row_per_input_row(canvas_conn, duckdb_conn):
+    import duckdb
+
+    state = canvas_conn.state
+    bc = state.badge_class_ids[0]
+    rows = [
+        {"recipient_email": "rep0@example.edu"},
+        {"recipient_email": "rep1@example.edu", "badgeclass": "no-such-badge-class"},
+        {"recipient_email": "rep2@example.edu"},
+    ]
+    op = CanvasCredentialsBulkIssueAssertionsOperator(
+        task_id="bulk_report",
+        rows=rows,
+        badge_class_id=bc,
+        max_failures=1,
+        report_conn_id="duckdb_warehouse",
+        report_table="canvas_award_report",
+    )
+    result = op.execute(context={"run_id": "run-1"})
+    assert (result["issued"], result["failed"]) == (2, 1)
+    with duckdb.connect(str(duckdb_conn), read_only=True) as con:
+        report = con.execute(
+            "select run_id, task_id, try_number, row_index, outcome, assertion_id, reason, badgeclass, "
+            "recipient_identity from canvas_award_report order by row_index"
+        ).fetchall()
+    issued = {r[0]: r[2] for r in result["rows"] if r[1] == "issued"}
+    assert [r[:5] for r in report] == [
+        ("run-1", "bulk_report", 1, 0, "issued"),
+        ("run-1", "bulk_report", 1, 1, "failed"),
+        ("run-1", "bulk_report", 1, 2, "issued"),
+    ]
+    assert (report[0][5], report[2][5]) == (issued[0], issued[2])
+    assert report[1][5] is None and report[1][6]  # a failed row: no assertion, a reason
+    assert [(r[7], r[8]) for r in report] == [
+        (bc, "rep0@example.edu"),
+        ("no-such-badge-class", "rep1@example.edu"),
+        (bc, "rep2@example.edu"),
+    ]
+
+
+def test_report_table_without_its_connection_is_refused_before_any_request(canvas_conn):
+    op = CanvasCredentialsBulkIssueAssertionsOperator(
+        task_id="bulk", rows=[{"recipient_email": "a@example.edu"}], badge_class_id="B", report_table="t"
+    )
+    with pytest.raises(ValueError, match="report_table needs report_conn_id"):
+        op.execute(context={})
+    assert canvas_conn.state.stats["token_password"] == 0
