@@ -73,3 +73,32 @@ def test_records_of_closes_the_page_iterator():
     assert next(stream).keys == ("a",)
     stream.close()
     assert closed == [True]
+
+
+class _TextOnlyPage(Page):
+    """A page whose records must never be parsed into Python objects."""
+
+    @property
+    def items(self):  # type: ignore[override]
+        raise AssertionError("the transfer parsed a page's records in Python")
+
+
+def test_a_transfer_into_duckdb_never_parses_records_in_python(tmp_path):
+    import duckdb
+
+    from airflow_provider_credly.warehouse import BADGES, DuckDBWriter, TableName, run_transfer
+
+    records = [
+        {"id": f"b{i}", "state": "accepted", "updated_at": f"2025-01-{1 + i % 28:02d}"} for i in range(120)
+    ]
+
+    def open_pages(start):
+        first = int(start or 0)
+        for i in range(first, len(records), 50):
+            nxt = str(i + 50) if i + 50 < len(records) else None
+            yield _TextOnlyPage(None, f"p{i}", nxt, {}, records_json=json.dumps(records[i : i + 50]).encode())
+
+    writer = DuckDBWriter(duckdb.connect(str(tmp_path / "t.duckdb")), BADGES, TableName.parse("b"))
+    result = run_transfer(open_pages=open_pages, writer=writer, key="k", fingerprint="f", unique_keys=True)
+    assert (result.rows, writer.count(), result.max_updated_at) == (120, 120, "2025-01-28")
+    writer.close()
