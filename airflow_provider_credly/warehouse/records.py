@@ -91,7 +91,13 @@ def page_records(page: Page, key: str = "id") -> PageRecords:
         keys.append(str(value))
         if isinstance(updated, str) and (newest is None or updated > newest):
             newest = updated
-    return PageRecords(text.decode(), tuple(keys), newest, page.url, page.next_url)
+    try:
+        json_text = text.decode()
+    except UnicodeDecodeError as exc:  # RFC 8259: JSON between systems is UTF-8
+        raise ValueError(
+            f"page {page.url or '(given records)'}: the records are not UTF-8 JSON ({exc})"
+        ) from exc
+    return PageRecords(json_text, tuple(keys), newest, page.url, page.next_url)
 
 
 def records_of(pages: Iterator[Page], key: str = "id") -> Iterator[PageRecords]:

@@ -455,10 +455,11 @@ def _strip_nul(value: Any) -> Any:
 
 def _pg_copy_line(text: str) -> str:
     """A JSON text as one line of ``COPY ... FROM STDIN`` text format: ``jsonb`` cannot hold NUL characters,
-    so they are dropped (rare, so checked lazily); backslashes and any line break between tokens escaped."""
+    so they are dropped (rare, so checked lazily); backslashes and any line break or tab between tokens
+    (a pretty-printed page) escaped: COPY's text format reads them as row and column separators."""
     if "\\u0000" in text:
         text = _json(_strip_nul(decode_records(text)))
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r") + "\n"
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "\n"
 
 
 class PostgresWriter(SqlWriter):

@@ -36,6 +36,14 @@ def test_a_record_without_its_key_is_refused_naming_the_page(record):
         page_records(_page(json.dumps([{"id": "ok"}, record])))
 
 
+def test_records_that_are_not_utf8_are_refused_naming_the_page():
+    page = Page(
+        None, "https://x/p9", None, {}, records_json='[{"id": "a", "n": "caf\xe9"}]'.encode("latin-1")
+    )
+    with pytest.raises(ValueError, match="https://x/p9"):
+        page_records(page)
+
+
 def test_records_that_are_not_objects_are_refused():
     with pytest.raises(ValueError, match="must be a JSON object"):
         page_records(_page('[{"id": "a"}, "b"]'))

@@ -133,28 +133,44 @@ def test_upsert_is_idempotent_and_updates(make_writer):
 
 
 def _raw_page(items, url, pretty=False):
-    text = json.dumps(items, indent=2 if pretty else None, ensure_ascii=pretty)
+    text = json.dumps(items, indent="\t" if pretty else None, ensure_ascii=pretty)
     return page_records(Page(None, url, None, {}, records_json=text.encode()))
 
 
 def test_write_takes_page_texts_as_the_server_sent_them(make_writer):
     writer = make_writer(children=True)
     writer.ensure_tables()
-    weird = {"note": 'NUL\u0000 é \\ "q" \t\n end', "nested": {"a": [1, 2.5, None, True]}}
+    weird = {"note": 'é \\ "q" \t\n end', "nested": {"a": [1, 2.5, None, True]}}
+    nul = {"note": "NUL\u0000 here"}
     first = [_badge(i, **weird) for i in range(5)]
-    second = [_badge(2, state="revoked", **weird), _badge(7, **weird)]
-    # pretty-printed (line breaks between tokens, \u escapes) and compact texts; id-00002 in both chunks
+    second = [_badge(7, **nul), _badge(8, **weird)]
+    # a pretty-printed page (line breaks and tabs between tokens, \\u escapes) and a compact one, sent as is
+    written = writer.write([_raw_page(first, "p1", pretty=True), _raw_page(second, "p2")], LoadMeta.new("l"))
+    writer.commit()
+    assert written == 7
+    rows = {r[0]: r for r in _content(writer)}
+    assert sorted(rows) == [f"id-{i:05d}" for i in (0, 1, 2, 3, 4, 7, 8)]
+    raw = json.loads(rows["id-00004"][4])
+    assert raw["nested"] == {"a": [1, 2.5, None, True]}
+    assert raw["note"] == weird["note"]
+    assert raw["recipient_email"] == "e4@example.com"
+    expected_nul = nul["note"] if writer.dialect != "postgres" else nul["note"].replace("\x00", "")
+    assert json.loads(rows["id-00007"][4])["note"] == expected_nul  # jsonb cannot hold NUL: dropped there
+    assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(14,)]
+
+
+def test_write_keeps_the_last_record_of_a_key_repeated_across_pages(make_writer):
+    writer = make_writer(children=True)
+    writer.ensure_tables()
+    first = [_badge(i) for i in range(5)]
+    second = [_badge(2, state="revoked", revocation_reason="late"), _badge(7)]
     written = writer.write([_raw_page(first, "p1", pretty=True), _raw_page(second, "p2")], LoadMeta.new("l"))
     writer.commit()
     assert written == 6
     rows = {r[0]: r for r in _content(writer)}
     assert sorted(rows) == [f"id-{i:05d}" for i in (0, 1, 2, 3, 4, 7)]
-    assert rows["id-00002"][1] == "revoked"  # the last record of a key wins
-    raw = json.loads(rows["id-00004"][4])
-    assert raw["nested"] == {"a": [1, 2.5, None, True]}
-    expected_note = weird["note"] if writer.dialect != "postgres" else weird["note"].replace("\x00", "")
-    assert raw["note"] == expected_note  # PostgreSQL's jsonb cannot hold NUL: dropped there only
-    assert raw["recipient_email"] == "e4@example.com"
+    assert rows["id-00002"][1] == "revoked"
+    assert json.loads(rows["id-00002"][4])["revocation_reason"] == "late"
     assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(12,)]
 
 
