@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
-from airflow.sdk import Asset, BaseHook, BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_credly.client.filters import format_date
 from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.sql_rows import get_db_hook
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
 from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
 from airflow_provider_credly.warehouse.transfer import run_transfer
@@ -69,7 +70,7 @@ def table_counts(destination_conn_id: str, table: str, group_by: str | None = "s
     :return: ``{"table": ..., "rows": n, "by_<group_by>": {value: n}}``.
     """
     name = TableName.parse(table)
-    hook = BaseHook.get_connection(destination_conn_id).get_hook()  # type: ignore[no-untyped-call]
+    hook = get_db_hook(destination_conn_id)
     total = hook.get_first(f"SELECT COUNT(*) FROM {name}")[0]
     out: dict[str, Any] = {"table": str(name), "rows": int(total)}
     if group_by:
@@ -131,13 +132,7 @@ class SqlTransferOperator(BaseOperator):
 
     def get_db_hook(self) -> DbApiHook:
         """The destination's ``DbApiHook`` (DuckDB, PostgreSQL, SQLite...)."""
-        hook = BaseHook.get_connection(self.destination_conn_id).get_hook()  # type: ignore[no-untyped-call]
-        if not isinstance(hook, DbApiHook):
-            raise ValueError(
-                f"destination_conn_id {self.destination_conn_id!r} gives a {type(hook).__name__}, "
-                "which is not a DbApiHook (common.sql) connection"
-            )
-        return hook
+        return get_db_hook(self.destination_conn_id)
 
     # -- the request -------------------------------------------------------------------------------
 

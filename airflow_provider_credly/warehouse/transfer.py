@@ -130,9 +130,21 @@ def run_transfer(
                 batch_rows=chunk_rows,
                 batch_seconds=batch_seconds,
             )
-            with pipeline:
+            pending_pages = pending_rows = pending_fetched = 0
+            pending_since = time.monotonic()
+
+            def commit_pending() -> None:
+                nonlocal n_batches, pending_pages, pending_rows, pending_fetched, pending_since
+                store.save(cp)
+                writer.commit()
+                n_batches += 1
+                progress.add(pending_pages, pending_rows)
                 pending_pages = pending_rows = pending_fetched = 0
                 pending_since = time.monotonic()
+                if after_commit is not None:
+                    after_commit(cp)
+
+            with pipeline:
                 for batch in pipeline:
                     fetched = sum(len(chunk) for chunk in batch)
                     written = writer.write(batch, meta) if fetched else 0
@@ -152,21 +164,9 @@ def run_transfer(
                         or cp.next_url is None
                         or time.monotonic() - pending_since >= batch_seconds
                     ):
-                        store.save(cp)
-                        writer.commit()
-                        n_batches += 1
-                        progress.add(pending_pages, pending_rows)
-                        pending_pages = pending_rows = pending_fetched = 0
-                        pending_since = time.monotonic()
-                        if after_commit is not None:
-                            after_commit(cp)
+                        commit_pending()
                 if pending_pages:  # the page iterator ended without a last page: commit what was written
-                    store.save(cp)
-                    writer.commit()
-                    n_batches += 1
-                    progress.add(pending_pages, pending_rows)
-                    if after_commit is not None:
-                        after_commit(cp)
+                    commit_pending()
         pruned = 0
         if prune:
             pruned = writer.prune(cp.load_id)

@@ -75,7 +75,7 @@ class SqlWriter:
     """
 
     dialect: Dialect = "generic"
-    #: whether :meth:`upsert` deletes the batch's keys before inserting (``False``: a merge statement)
+    #: whether :meth:`write` deletes the batch's keys before inserting (``False``: a merge statement)
     deletes_before_insert = True
 
     def __init__(
@@ -211,6 +211,11 @@ class SqlWriter:
         )
         self._write_children(records, keys)
         return len(records)
+
+    def _write_children_of_texts(self, texts: Sequence[str], keys: Sequence[str]) -> None:
+        # the bulk paths hand the parent rows to the database as text; child rows are built in Python
+        if self.children:
+            self._write_children([r for text in texts for r in decode_records(text)], keys)
 
     def _write_children(self, records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
         if not self.children:
@@ -412,8 +417,7 @@ class DuckDBWriter(SqlWriter):
         if not self.append_only:  # the delete scans the whole id column: skipped when no key can repeat
             self._delete_keys(self.table, self.spec.key, keys)
         self.conn.execute(self._merge_sql, [texts, *self._meta_values(meta)])
-        if self.children:
-            self._write_children([r for text in texts for r in decode_records(text)], keys)
+        self._write_children_of_texts(texts, keys)
         return len(keys)
 
     def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
@@ -511,8 +515,7 @@ class PostgresWriter(SqlWriter):
             f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}",
             list(self._meta_values(meta)),
         )
-        if self.children:
-            self._write_children([r for text in texts for r in decode_records(text)], keys)
+        self._write_children_of_texts(texts, keys)
         return len(keys)
 
     def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
