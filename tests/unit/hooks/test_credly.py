@@ -120,23 +120,14 @@ def test_airflow_cli_lists_the_provider_and_its_connection_types(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "hooks"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    ).stdout
+    def airflow(*args: str) -> str:
+        env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+        command = [sys.executable, "-m", "airflow", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=120, check=True
+        ).stdout
+
+    out = airflow("providers", "hooks")
     assert "airflow_provider_credly.hooks.credly.CredlyHook" in out
     assert "airflow_provider_credly.hooks.canvas_credentials.CanvasCredentialsHook" in out
-    listed = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    ).stdout
-    assert "airflow-provider-credly" in listed
+    assert "airflow-provider-credly" in airflow("providers", "list")
