@@ -20,10 +20,9 @@ from typing import Any
 
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.errors import (
-    ApiConnectionError,
+    UNKNOWN_OUTCOME_ERRORS,
     ApiError,
     NotFoundError,
-    ServerError,
     ValidationError,
 )
 from airflow_provider_credly.concurrency import run_pool
@@ -205,7 +204,7 @@ def replace_badge(
             return ActionResult(
                 badge_id, "failed", None, current, _replaced_message("replace", target, current)
             )
-        except (ServerError, ApiConnectionError) as exc:
+        except UNKNOWN_OUTCOME_ERRORS as exc:
             unknown += 1
             if unknown >= max_attempts:
                 return ActionResult(badge_id, "failed", None, None, f"outcome unknown: {exc}")

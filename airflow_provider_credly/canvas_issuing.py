@@ -2,10 +2,13 @@
 
 The rule is the Credly issuers' (:mod:`airflow_provider_credly.issuing`), with the server's help: every
 award is sent with ``allowDuplicateAwards: false``, so the HTTP core may repeat a POST whose outcome is
-unknown, and a "previous award exists" 400 (from such a repeat, or from an earlier task try) resolves to
-the recipient's existing assertion of the badge class. The per-row bookkeeping (:class:`IssueResult`,
+unknown, and the "A previous award of this badge already exists" 400 (from such a repeat, or from an
+earlier task try) resolves to the recipient's existing assertion of the badge class: ``issued`` when it was
+created at or after the row's first attempt (the task's first try on retries), else ``already_existed``
+(or ``failed`` with ``if_exists="fail"``). Any other 400 fails the row with the server's message. The
+per-row bookkeeping (:class:`IssueResult`,
 :class:`BulkIssueReport`, :class:`InvalidRowsError`), the issuer's claims, pacing and ``if_exists`` rule
-(:class:`ExactlyOnceIssuer`), the bulk runner (:func:`run_bulk`: worker pool, adaptive concurrency limit,
+(:class:`ExactlyOnceIssuer`, which also tells this task's items from older ones), the bulk runner (:func:`run_bulk`: worker pool, adaptive concurrency limit,
 failure threshold, progress) and the revoke runner (:func:`run_actions`) are the Credly ones.
 """
 
@@ -15,8 +18,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_credly.badge_actions import ActionResult, run_actions
@@ -26,10 +28,9 @@ from airflow_provider_credly.client.canvas import (
     is_duplicate_award_error,
 )
 from airflow_provider_credly.client.errors import (
-    ApiConnectionError,
+    UNKNOWN_OUTCOME_ERRORS,
     ApiError,
     RateLimitError,
-    ServerError,
     ValidationError,
 )
 from airflow_provider_credly.client.payloads import PayloadError
@@ -92,15 +93,6 @@ def assertion_summary(item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _created_at(item: Mapping[str, Any]) -> float | None:
-    try:
-        text = str(item.get("createdAt") or "").replace("Z", "+00:00")
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
-
-
 def validate_assertion_rows(
     rows: Iterable[Any], defaults: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -146,12 +138,15 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
         is then checked by listing the recipient's assertions before it is repeated.
     :param max_attempts: attempts per row while answers are 5xx or lost (each repeat is refused by the
         server if an earlier one took effect, so repeating is safe).
-    :param recent_seconds: with ``allow_duplicate_awards``, an assertion created this long before the row's
-        first attempt (or later) counts as this row's when it turns up after an unknown outcome.
+    :param since: epoch seconds when the task's first try started (on retries); see
+        :class:`ExactlyOnceIssuer`.
+    :param recent_seconds: clock tolerance after an unknown outcome: an assertion created this long before
+        the row's first attempt (or later) counts as this task's.
     """
 
     summarize = staticmethod(assertion_summary)
     existing_what = "an assertion"
+    created_field = "createdAt"
 
     def __init__(
         self,
@@ -160,6 +155,7 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
         if_exists: IfExists = "return",
         allow_duplicate_awards: bool = False,
         max_attempts: int = 8,
+        since: float | None = None,
         recent_seconds: float = 120.0,
         limiter: AdaptiveLimiter | None = None,
         rate: RequestRate | None = None,
@@ -167,11 +163,21 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
-            client, if_exists=if_exists, max_attempts=max_attempts, limiter=limiter, rate=rate, sleep=sleep
+            client,
+            if_exists=if_exists,
+            max_attempts=max_attempts,
+            limiter=limiter,
+            rate=rate,
+            since=since,
+            recent_seconds=recent_seconds,
+            sleep=sleep,
+            clock=clock,
         )
         self.allow_duplicate_awards = allow_duplicate_awards
-        self.recent_seconds = recent_seconds
-        self._clock = clock
+
+    def key(self, row: Mapping[str, Any]) -> Hashable:
+        """The (badge class, recipient) of a validated row."""
+        return str(row["badgeclass"]), str(row["recipient_identity"]).strip().lower()
 
     def _existing(self, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call(
@@ -188,14 +194,9 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
         )
         return sorted(found, key=lambda a: str(a.get("createdAt") or ""), reverse=True)
 
-    def _recent_unclaimed(self, fields: Mapping[str, Any], started: float) -> dict[str, Any] | None:
+    def _recent_unclaimed(self, fields: Mapping[str, Any], first_attempt: float) -> dict[str, Any] | None:
         for item in self._existing(fields):
-            created = _created_at(item)
-            if (
-                created is not None
-                and created >= started - self.recent_seconds
-                and self.claim(str(item["entityId"]))
-            ):
+            if self.is_ours(item, first_attempt, uncertain=True) and self.claim(str(item["entityId"])):
                 return item
         return None
 
@@ -210,17 +211,17 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
         :param check_existing: first look for an unrevoked award of the badge class to the recipient
             (useful on task retries when duplicates are allowed; with duplicates refused the server does it).
         """
+        first_attempt = self.first_attempt()
         try:
             if check_existing:
                 for item in self._existing(fields):
                     if self.claim(str(item["entityId"])):
-                        return self.existing_result(item)
-            return self._issue(fields)
+                        return self.adopt(item, first_attempt)
+            return self._issue(fields, first_attempt)
         except ApiError as exc:  # a look-up failed after its own retries
             return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}")
 
-    def _issue(self, fields: Mapping[str, Any]) -> IssueResult:
-        started = self._clock()
+    def _issue(self, fields: Mapping[str, Any], first_attempt: float) -> IssueResult:
         body = {k: v for k, v in fields.items() if k != "badgeclass"}
         last: ApiError | None = None
         uncertain = False  # an earlier attempt of this row may have taken effect
@@ -242,15 +243,15 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
             except ValidationError as exc:
                 if not is_duplicate_award_error(exc):
                     return IssueResult("failed", None, f"rejected ({exc.status}): {'; '.join(exc.messages)}")
-                return self._resolve_duplicate(fields, uncertain)
+                return self._resolve_duplicate(fields, first_attempt, uncertain)
             except RateLimitError as exc:  # not applied; the core already waited as long as allowed
                 last = exc
                 self._sleep(exc.retry_after or 1.0)
                 continue
-            except (ServerError, ApiConnectionError) as exc:  # the POST may or may not have taken effect
+            except UNKNOWN_OUTCOME_ERRORS as exc:  # the POST may or may not have taken effect
                 last, uncertain = exc, True
                 if self.allow_duplicate_awards:  # the server will not refuse a repeat: look first
-                    found = self._recent_unclaimed(fields, started)
+                    found = self._recent_unclaimed(fields, first_attempt)
                     if found:
                         return self._recovered(found, f"an unknown outcome ({exc})")
                 continue
@@ -261,16 +262,23 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
             return IssueResult("issued", assertion_summary(item))
         return IssueResult("failed", None, f"not issued after {attempt} attempt(s): {last}")
 
-    def _resolve_duplicate(self, fields: Mapping[str, Any], uncertain: bool) -> IssueResult:
-        """The server refused a second award: the recipient's newest unclaimed unrevoked assertion is
-        this row's (``issued`` when an earlier attempt of the row may have created it)."""
+    def _resolve_duplicate(
+        self, fields: Mapping[str, Any], first_attempt: float, uncertain: bool
+    ) -> IssueResult:
+        """The server refused a second award: the recipient's newest unclaimed unrevoked assertion is this
+        row's; ``issued`` only when created at or after the row's first attempt (a refusal whose answer was
+        lost and repeated, or an earlier try's award), else it already existed."""
         existing = self._existing(fields)
         if not existing:
             return IssueResult("failed", None, "duplicate award reported but no unrevoked assertion found")
         chosen = next((c for c in existing if self.claim(str(c["entityId"]))), None)
-        if chosen is not None and uncertain:
+        if chosen is None:  # another row of this run has it
+            return self.existing_result(existing[0])
+        if not self.is_ours(chosen, first_attempt, uncertain=uncertain):
+            return self.existing_result(chosen)
+        if uncertain:
             return self._recovered(chosen, "a duplicate-award refusal of a repeated request")
-        return self.existing_result(chosen or existing[0])
+        return IssueResult("issued", assertion_summary(chosen))
 
 
 def run_bulk_award(
@@ -282,18 +290,24 @@ def run_bulk_award(
     if_exists: IfExists = "return",
     allow_duplicate_awards: bool = False,
     check_existing: bool = False,
+    since: float | None = None,
     max_requests_per_second: float | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[dict[str, int]], None] | None = None,
     progress_every: float = 10.0,
 ) -> BulkIssueReport:
     """Award every validated row once; stops taking new rows once failures exceed ``max_failures``
-    (the runner is :func:`~airflow_provider_credly.issuing.run_bulk`, as for Credly badges)."""
+    (the runner is :func:`~airflow_provider_credly.issuing.run_bulk`, as for Credly badges).
+
+    :param since: epoch seconds when the task's first try started (on retries): assertions created since
+        then are reported ``issued``, older ones by ``if_exists``.
+    """
     limiter = AdaptiveLimiter(max(1, workers))
     issuer = CanvasAssertionIssuer(
         client,
         if_exists=if_exists,
         allow_duplicate_awards=allow_duplicate_awards,
+        since=since,
         limiter=limiter,
         rate=RequestRate(max_requests_per_second),
     )

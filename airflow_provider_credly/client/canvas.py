@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 from airflow_provider_credly.client.canvas_auth import DEFAULT_CLIENT_ID, TOKEN_PATH, CanvasTokenAuth
 from airflow_provider_credly.client.canvas_envelope import (
     canvas_error_details,
+    canvas_one,
     canvas_page,
+    canvas_result,
     is_duplicate_award_error,
     parse_link_header,
 )
@@ -39,7 +41,9 @@ __all__ = [
     "IssuerKey",
     "build_assertion_payload",
     "canvas_error_details",
+    "canvas_one",
     "canvas_page",
+    "canvas_result",
     "is_duplicate_award_error",
     "parse_link_header",
     "resolve_base_url",
@@ -90,10 +94,10 @@ def resolve_base_url(host: str | None = None, region: str | None = None) -> str:
 
 def _iso(value: Any, what: str) -> str:
     if isinstance(value, datetime):
-        aware: datetime = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        aware: datetime = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.isoformat()
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc).isoformat()
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).isoformat()
     text = str(value).strip()
     try:
         datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -178,17 +182,9 @@ def _flag(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
 
 
-def _result(resp: ApiResponse) -> list[dict[str, Any]]:
-    body = resp.data if isinstance(resp.data, dict) else {}
-    result = body.get("result")
-    if isinstance(result, dict):
-        return [result]
-    return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else []
-
-
-def _one(resp: ApiResponse) -> dict[str, Any]:
-    items = _result(resp)
-    return items[0] if items else {}
+def _revoked(resp: ApiResponse) -> dict[str, Any]:
+    # A DELETE may answer 204 or an empty body; a body that is there must be a whole envelope.
+    return canvas_one(resp) if resp.status != 204 and resp.content.strip() else {}
 
 
 def _role(role: str) -> str:
@@ -264,9 +260,8 @@ class CanvasCredentialsClient:
 
     def list_issuers(self, *, include_staff: bool | None = None) -> list[dict[str, Any]]:
         """``GET /v2/issuers``: the issuers the user is staff of."""
-        return _result(
-            self.http.request("GET", "/v2/issuers", params={"include_staff": _flag(include_staff)})
-        )
+        params = {"include_staff": _flag(include_staff)}
+        return self.http.request("GET", "/v2/issuers", params=params, parse=canvas_result)
 
     def get_issuer(
         self, issuer: str, *, by: IssuerKey = "entityId", include_staff: bool | None = None
@@ -277,25 +272,26 @@ class CanvasCredentialsClient:
             ``by="openBadgeId"``/``"ref"``.
         """
         path = self._issuer_path(issuer, by)
-        return _one(self.http.request("GET", path, params={"include_staff": _flag(include_staff)}))
+        params = {"include_staff": _flag(include_staff)}
+        return self.http.request("GET", path, params=params, parse=canvas_one)
 
     def create_issuer(self, **fields: Any) -> dict[str, Any]:
         """``POST /v2/issuers`` (``name``, ``email``, ``url`` required; ``description``, ``image``,
         ``sourceUrl``, ``originalJson``, ``badgrDomain``, ``createdBy``, ``organizationId``, ``staff``...)."""
         body = _require(fields, ("name", "email", "url"), "issuer")
-        return _one(self.http.request("POST", "/v2/issuers", json_body=body))
+        return self.http.request("POST", "/v2/issuers", json_body=body, parse=canvas_one)
 
     def replace_issuer(self, issuer: str, *, by: IssuerKey = "entityId", **fields: Any) -> dict[str, Any]:
         """``PUT`` an issuer (``name``, ``email``, ``url``, ``description`` required)."""
         body = _require(fields, ("name", "email", "url", "description"), "issuer")
-        return _one(self.http.request("PUT", self._issuer_path(issuer, by), json_body=body))
+        return self.http.request("PUT", self._issuer_path(issuer, by), json_body=body, parse=canvas_one)
 
     def update_issuer(self, issuer: str, *, by: IssuerKey = "entityId", **fields: Any) -> dict[str, Any]:
         """``PATCH`` an issuer with only the given fields."""
         if not fields:
             raise ValueError("update_issuer needs at least one field")
         body = {k: v for k, v in fields.items() if v is not None}
-        return _one(self.http.request("PATCH", self._issuer_path(issuer, by), json_body=body))
+        return self.http.request("PATCH", self._issuer_path(issuer, by), json_body=body, parse=canvas_one)
 
     def delete_issuer(self, issuer: str, *, by: IssuerKey = "entityId") -> None:
         """``DELETE`` an issuer."""
@@ -306,13 +302,14 @@ class CanvasCredentialsClient:
     def add_staff(self, issuer: str, email: str, role: str) -> dict[str, Any]:
         """``POST /v2/issuers/{id}/staff``: add an existing user (role ``owner``, ``editor``, ``staff``)."""
         body = {"email": email, "role": _role(role)}
-        return _one(self.http.request("POST", f"/v2/issuers/{_seg(issuer)}/staff", json_body=body))
+        path = f"/v2/issuers/{_seg(issuer)}/staff"
+        return self.http.request("POST", path, json_body=body, parse=canvas_one)
 
     def invite_staff(self, issuer: str, email: str, role: str) -> dict[str, Any]:
         """``POST /v2/issuers/{id}/staff/invitations``: invite someone by e-mail."""
         body = {"email": email, "role": _role(role)}
         path = f"/v2/issuers/{_seg(issuer)}/staff/invitations"
-        return _one(self.http.request("POST", path, json_body=body))
+        return self.http.request("POST", path, json_body=body, parse=canvas_one)
 
     def change_staff_role(self, issuer: str, email: str, role: str, *, method: str = "PUT") -> dict[str, Any]:
         """``PUT`` (or ``PATCH``, both documented) ``/v2/issuers/{id}/staff``: change a member's role."""
@@ -320,7 +317,7 @@ class CanvasCredentialsClient:
             raise ValueError("method must be PUT or PATCH")
         body = {"email": email, "role": _role(role)}
         path = f"/v2/issuers/{_seg(issuer)}/staff"
-        return _one(self.http.request(method.upper(), path, json_body=body, idempotent=True))
+        return self.http.request(method.upper(), path, json_body=body, idempotent=True, parse=canvas_one)
 
     def remove_staff(self, issuer: str, email: str) -> None:
         """``DELETE /v2/issuers/{id}/staff/{emailBase64}``."""
@@ -342,11 +339,16 @@ class CanvasCredentialsClient:
         """Every badge class of an issuer, as a list."""
         return list(self.iter_badge_classes(issuer, include_archived=include_archived))
 
-    def create_badge_class(self, issuer: str, **fields: Any) -> dict[str, Any]:
+    def create_badge_class(self, issuer_id: str, /, **fields: Any) -> dict[str, Any]:
         """``POST /v2/issuers/{id}/badgeclasses`` (``name``, ``image``, ``description`` required;
-        ``criteriaUrl``, ``criteriaNarrative``, ``tags``, ``alignments``, ``expires``...)."""
+        ``criteriaUrl``, ``criteriaNarrative``, ``tags``, ``alignments``, ``expires``...).
+
+        :param issuer_id: the issuer of the path; positional-only, so the documented body field ``issuer``
+            can be passed as a keyword like every other field.
+        """
         body = _require(fields, ("name", "image", "description"), "badge class")
-        return _one(self.http.request("POST", f"/v2/issuers/{_seg(issuer)}/badgeclasses", json_body=body))
+        path = f"/v2/issuers/{_seg(issuer_id)}/badgeclasses"
+        return self.http.request("POST", path, json_body=body, parse=canvas_one)
 
     # -- assertions ---------------------------------------------------------------------------------
 
@@ -421,17 +423,18 @@ class CanvasCredentialsClient:
         path = self._assertions_path(scope, entity_id)
         body = build_assertion_payload(require_badgeclass=scope == "issuers", **fields)
         safe = body.get("allowDuplicateAwards") is False if retry_unknown is None else retry_unknown
-        return _one(self.http.request("POST", path, json_body=body, idempotent=safe))
+        return self.http.request("POST", path, json_body=body, idempotent=safe, parse=canvas_one)
 
     def get_assertion(self, entity_id: str) -> dict[str, Any]:
         """``GET /v2/assertions/{idOrEntityId}`` (Instructure's assertions reference, not the issuers one)."""
-        return _one(self.http.request("GET", f"/v2/assertions/{_seg(entity_id)}"))
+        return self.http.request("GET", f"/v2/assertions/{_seg(entity_id)}", parse=canvas_one)
 
     def revoke_assertion(self, entity_id: str, reason: str | None = None) -> dict[str, Any]:
         """``DELETE /v2/assertions/{idOrEntityId}`` with ``revocation_reason`` (documented in Instructure's
         assertions reference; the issuers reference has no revoke endpoint)."""
         body = {"revocation_reason": reason} if reason else None
-        return _one(self.http.request("DELETE", f"/v2/assertions/{_seg(entity_id)}", json_body=body))
+        path = f"/v2/assertions/{_seg(entity_id)}"
+        return self.http.request("DELETE", path, json_body=body, parse=_revoked)
 
     def find_assertion(
         self, badgeclass: str, recipient: str, *, include_revoked: bool = False

@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-from airflow_provider_credly.client.errors import ApiError, ValidationError
-from airflow_provider_credly.client.http import ApiResponse, ErrorDetails
+from airflow_provider_credly.client.errors import ValidationError
+from airflow_provider_credly.client.http import ApiResponse, ErrorDetails, json_object, malformed_response
 from airflow_provider_credly.client.pagination import Page
 
-__all__ = ["canvas_error_details", "canvas_page", "is_duplicate_award_error", "parse_link_header"]
+__all__ = [
+    "canvas_error_details",
+    "canvas_one",
+    "canvas_page",
+    "canvas_result",
+    "is_duplicate_award_error",
+    "parse_link_header",
+]
 
 NOT_FOUND_HINT = (
     " (Canvas Credentials also answers 404 when the account lacks permission on the resource: "
     "check that the user is staff of the issuer)"
 )
-_DUPLICATE_AWARD = re.compile(r"previous award|already (exists|has|been awarded|awarded)|duplicate", re.I)
+#: the refusal's wording, and nothing looser: other 400s must fail with their own message
+_DUPLICATE_AWARD = re.compile(r"\bprevious award of this badge already exists\b", re.I)
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -77,12 +85,12 @@ def canvas_error_details(status: int, body: Any) -> ErrorDetails:
 
 def is_duplicate_award_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the 400 sent for ``allowDuplicateAwards: false`` when the recipient already
-    holds an unrevoked assertion of the badge class ("A previous award of this badge already exists").
+    holds an unrevoked assertion of the badge class ("A previous award of this badge already exists for
+    this recipient.", matched case-insensitively); any other 400 is not.
     """
     if not isinstance(exc, ValidationError):
         return False
-    code = str(exc.metadata.get("errorCode") or "")
-    return bool(_DUPLICATE_AWARD.search(code) or any(_DUPLICATE_AWARD.search(m) for m in exc.messages))
+    return any(_DUPLICATE_AWARD.search(m) for m in exc.messages)
 
 
 # ------------------------------------------------------------------------------------------ pagination
@@ -109,16 +117,46 @@ def parse_link_header(value: str | None, base_url: str = "") -> dict[str, str]:
     return out
 
 
+def canvas_result(resp: ApiResponse) -> list[dict[str, Any]]:
+    """The ``result`` objects of a successful response's envelope (``{"status": {...}, "result": [...]}``;
+    a single object is taken as a list of one).
+
+    :raises MalformedResponseError: the body is not a complete JSON object with a ``status`` object that
+        does not say failure and a ``result`` array of objects (a body cut short, an HTML page, ``{}``).
+    """
+    body = json_object(resp)
+    status = body.get("status")
+    if not isinstance(status, dict):
+        raise malformed_response(resp, "expected a status object in the response's envelope")
+    if status.get("success") is False:
+        raise malformed_response(resp, "the envelope of a successful response says success: false")
+    result = body.get("result")
+    if isinstance(result, dict):
+        result = [result]
+    if not isinstance(result, list):
+        raise malformed_response(resp, "expected a result array in the response's envelope")
+    if not all(isinstance(item, dict) for item in result):
+        raise malformed_response(resp, "expected objects in the response's result")
+    return result
+
+
+def canvas_one(resp: ApiResponse) -> dict[str, Any]:
+    """The single object of a response's ``result`` (see :func:`canvas_result`).
+
+    :raises MalformedResponseError: the envelope is malformed or its ``result`` is empty.
+    """
+    result = canvas_result(resp)
+    if not result:
+        raise malformed_response(resp, "expected one object in the response's result, got none")
+    return result[0]
+
+
 def canvas_page(resp: ApiResponse) -> Page:
-    """Split a Canvas Credentials list response into ``result`` items, the ``Link`` next URL and the
-    other links (``{"links": {...}}``)."""
-    body = resp.data if isinstance(resp.data, dict) else {}
-    items = body.get("result")
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        raise ApiError(
-            "expected a list in the response's result", status=resp.status, path=urlsplit(resp.url).path
-        )
+    """Split a Canvas Credentials list response into ``result`` items, the ``Link`` next URL (none: the
+    last page) and the other links (``{"links": {...}}``).
+
+    :raises MalformedResponseError: see :func:`canvas_result`.
+    """
+    items = canvas_result(resp)
     links = parse_link_header(resp.headers.get("Link"), resp.url)
     return Page(items, resp.url, links.get("next"), {"links": links})

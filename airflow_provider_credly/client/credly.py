@@ -18,7 +18,7 @@ from airflow_provider_credly.client.filters import (
     build_sort,
 )
 from airflow_provider_credly.client.http import HttpClient
-from airflow_provider_credly.client.pagination import Page, iter_pages
+from airflow_provider_credly.client.pagination import Page, credly_resource, iter_pages
 from airflow_provider_credly.client.payloads import (
     build_employee_payload,
     build_invitation_payload,
@@ -44,10 +44,6 @@ def _seg(value: str) -> str:
     if not text:
         raise ValueError("an id is required")
     return quote(text, safe="@")
-
-
-def _data(body: Any) -> Any:
-    return body.get("data") if isinstance(body, dict) else body
 
 
 class CredlyClient:
@@ -102,8 +98,8 @@ class CredlyClient:
             raise ValueError("organization_id is not set (connection extra 'organization_id')")
         return "/".join(["organizations", _seg(self.organization_id), *parts])
 
-    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return _data(self.http.request("GET", path, params=params).data)
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.http.request("GET", path, params=params, parse=credly_resource)
 
     # -- organizations -----------------------------------------------------------------------------
 
@@ -119,7 +115,7 @@ class CredlyClient:
     def update_organization(self, **fields: Any) -> dict[str, Any]:
         """Update the organization's profile (``PUT /organizations/<org>``)."""
         body = build_organization_payload(fields)
-        return dict(_data(self.http.request("PUT", self._org(), json_body=body).data))
+        return self.http.request("PUT", self._org(), json_body=body, parse=credly_resource)
 
     # -- events and tokens -------------------------------------------------------------------------
 
@@ -150,7 +146,7 @@ class CredlyClient:
         such cases to the existing badge instead.
         """
         body = build_issue_payload(fields)
-        return dict(_data(self.http.request("POST", self._org("badges"), json_body=body).data))
+        return self.http.request("POST", self._org("badges"), json_body=body, parse=credly_resource)
 
     def iter_badge_pages(
         self, filters: Filters = None, sort: Sort = None, *, start_url: str | None = None
@@ -207,7 +203,7 @@ class CredlyClient:
         """
         body = build_replace_payload(fields)
         path = self._org("badges", _seg(badge_id), "replace")
-        return dict(_data(self.http.request("POST", path, json_body=body).data))
+        return self.http.request("POST", path, json_body=body, parse=credly_resource)
 
     def revoke_badge(
         self, badge_id: str, reason: str, *, suppress_revoke_notification_email: bool | None = None
@@ -215,7 +211,7 @@ class CredlyClient:
         """Revoke a badge (``PUT .../badges/<id>/revoke``); returns the revoked badge."""
         body = build_revoke_payload(reason, suppress_revoke_notification_email)
         path = self._org("badges", _seg(badge_id), "revoke")
-        return dict(_data(self.http.request("PUT", path, json_body=body).data))
+        return self.http.request("PUT", path, json_body=body, parse=credly_resource)
 
     def delete_badge(self, badge_id: str) -> None:
         """Delete a badge for good (``DELETE .../badges/<id>``)."""
@@ -246,14 +242,14 @@ class CredlyClient:
         cannot create a duplicate.
         """
         body = build_employee_payload(fields, create=True)
-        resp = self.http.request("POST", self._org("employees"), json_body=body, idempotent=True)
-        return dict(_data(resp.data))
+        path = self._org("employees")
+        return self.http.request("POST", path, json_body=body, idempotent=True, parse=credly_resource)
 
     def update_employee(self, employee_id: str, **fields: Any) -> dict[str, Any]:
         """Update an employee (``PUT .../employees/<id>``) with the given fields only."""
         body = build_employee_payload(fields, create=False)
         path = self._org("employees", _seg(employee_id))
-        return dict(_data(self.http.request("PUT", path, json_body=body).data))
+        return self.http.request("PUT", path, json_body=body, parse=credly_resource)
 
     def delete_employee(self, employee_id: str) -> None:
         """Delete an employee (``DELETE .../employees/<id>``)."""
@@ -269,7 +265,7 @@ class CredlyClient:
         """Invite employees (``POST .../employees/send_invitations``); repeating it only re-sends emails."""
         body = build_invitation_payload(employee_list, list_type, statuses)
         path = self._org("employees", "send_invitations")
-        return dict(_data(self.http.request("POST", path, json_body=body, idempotent=True).data) or {})
+        return self.http.request("POST", path, json_body=body, idempotent=True, parse=credly_resource)
 
     def get_employee_data(self, employee_id: str) -> dict[str, Any]:
         """An employee's profile with their badges (``GET .../employees/<id>/data``)."""

@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "UNKNOWN_OUTCOME_ERRORS",
     "ApiConnectionError",
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "MalformedResponseError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
@@ -137,3 +139,28 @@ class RateLimitError(ApiError):
 
 class ServerError(ApiError):
     """5xx after every retry was spent (or a non-retryable request that got a 5xx)."""
+
+
+class MalformedResponseError(ApiError):
+    """A 2xx response whose body is not the expected envelope: not JSON, cut short, or another shape.
+
+    Never read as an empty (last) page: a safe request is retried like a dropped connection, and this
+    error is raised once the retries are spent. For a ``POST`` the server acted but its answer is unusable,
+    so the outcome is unknown, as after a lost connection (see :data:`UNKNOWN_OUTCOME_ERRORS`).
+
+    :ivar page: the page's number in its walk (1 = the walk's first request), for a collection.
+    :ivar attempts: how many responses were tried.
+    """
+
+    def __init__(self, message: str, *, page: int | None = None, attempts: int = 1, **kwargs: Any) -> None:
+        self.page = page
+        self.attempts = attempts
+        super().__init__(message, **kwargs)
+
+    def _format(self) -> str:
+        text = super()._format()
+        return f"{text} (page {self.page} of the walk)" if self.page is not None else text
+
+
+UNKNOWN_OUTCOME_ERRORS: tuple[type[ApiError], ...] = (ServerError, ApiConnectionError, MalformedResponseError)
+"""Errors after which a ``POST`` may or may not have taken effect (callers resolve them by looking up)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
@@ -97,14 +97,15 @@ EMPLOYEE_FILTERS: Mapping[str, FilterSpec] = {
     "employee_state": FilterSpec(Kind.TEXT, EMPLOYEE_STATES),
     "team": _TEXT,
 }
-EMPLOYEE_SORTS = ("email", "created_at", "first_name", "last_name")
+# ``name`` is the reference's own example (``-name``: reverse-alphabetical), beside the four keys it lists.
+EMPLOYEE_SORTS = ("email", "created_at", "first_name", "last_name", "name")
 
 
 def format_date(value: Any, *, key: str = "value") -> str:
     """``YYYY-MM-DD`` from a ``date``, a ``datetime`` (aware ones are converted to UTC first) or a string."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
         return str(value.strftime("%Y-%m-%d"))
     if isinstance(value, date):
         return str(value.strftime("%Y-%m-%d"))
@@ -129,6 +130,8 @@ def _text(key: str, value: Any, *, item: bool = False) -> str:
     for bad in forbidden:
         if bad in text:
             raise ValueError(f"filter {key!r} value {text!r} must not contain {bad!r}")
+    if text.startswith(":"):  # "key:::x" reads as key "key" or "key:": Credly's split is ambiguous
+        raise ValueError(f"filter {key!r} value {text!r} must not start with ':'")
     return text
 
 
@@ -162,7 +165,10 @@ def _format_value(key: str, spec: FilterSpec, value: Any) -> str:
 
 
 def parse_filter(text: str) -> dict[str, str]:
-    """Split a ready-made ``key::value|key::value`` string into a dict (values left as text)."""
+    """Split a ready-made ``key::value|key::value`` string into a dict (values left as text).
+
+    :raises ValueError: a part without ``::``, or a key given twice (one of the two would be lost).
+    """
     out: dict[str, str] = {}
     for part in text.split("|"):
         if not part.strip():
@@ -170,7 +176,10 @@ def parse_filter(text: str) -> dict[str, str]:
         key, sep, value = part.partition("::")
         if not sep:
             raise ValueError(f"filter part {part!r} is not in the form key::value")
-        out[key.strip()] = value
+        key = key.strip()
+        if key in out:
+            raise ValueError(f"filter key {key!r} is given twice; list values are comma-separated")
+        out[key] = value
     return out
 
 
@@ -202,15 +211,22 @@ def build_filter(filters: Mapping[str, Any] | str | None, allowed: Mapping[str, 
 def build_sort(sort: str | Iterable[str] | None, allowed: Iterable[str]) -> str | None:
     """Build a Credly ``sort`` parameter from ``"key1|-key2"`` or ``["key1", "-key2"]``.
 
-    :raises ValueError: an unknown key.
+    Each key is a documented key with at most one leading ``-`` (descending).
+
+    :raises ValueError: an unknown or malformed key, or a key given twice.
     """
     if sort is None:
         return None
     keys = [k.strip() for k in (sort.split("|") if isinstance(sort, str) else sort) if k and k.strip()]
     allowed = tuple(allowed)
-    wrong = [k for k in keys if k.lstrip("-") not in allowed]
+    names = [k[1:] if k.startswith("-") else k for k in keys]
+    wrong = [k for k, name in zip(keys, names, strict=True) if name not in allowed]
     if wrong:
         raise ValueError(
             f"unknown sort key(s) {', '.join(map(repr, wrong))}; documented keys: {', '.join(allowed)}"
+            " (each at most once prefixed with '-')"
         )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"sort key(s) {', '.join(map(repr, twice))} given twice")
     return "|".join(keys) or None

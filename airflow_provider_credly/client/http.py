@@ -11,11 +11,12 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -27,6 +28,7 @@ from airflow_provider_credly.client.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    MalformedResponseError,
     NotFoundError,
     RateLimitError,
     ServerError,
@@ -39,15 +41,23 @@ __all__ = [
     "ApiResponse",
     "ErrorDetails",
     "HttpClient",
+    "ResponseParser",
     "credly_error_details",
+    "json_object",
+    "malformed_response",
+    "origin_text",
     "parse_json",
     "same_origin",
+    "short_reason",
 ]
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "airflow-provider-credly"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+REASON_CHARS = 200  # of a non-JSON error body kept in the error's message (a proxy's HTML page is long)
+
+T = TypeVar("T")
 
 
 def parse_json(content: bytes) -> Any:
@@ -76,6 +86,41 @@ class ApiResponse:
         return parse_json(self.content)
 
 
+def malformed_response(resp: ApiResponse, reason: str) -> MalformedResponseError:
+    """The error for a successful response whose body is unusable (no body text in it: it may hold data)."""
+    return MalformedResponseError(reason, status=resp.status, path=urlsplit(resp.url).path)
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def json_object(resp: ApiResponse) -> dict[str, Any]:
+    """The body of a successful response as a JSON object.
+
+    :raises MalformedResponseError: the body is empty, not JSON (an HTML page), cut short, or not an object.
+    """
+    if isinstance(resp.data, dict):
+        return resp.data
+    size = len(resp.content)
+    try:
+        value = json.loads(resp.content) if resp.content.strip() else None
+    except ValueError as exc:
+        kind = resp.headers.get("Content-Type") or "no Content-Type"
+        if isinstance(exc, json.JSONDecodeError) and (
+            exc.pos >= len(resp.content.rstrip()) or exc.msg.startswith("Unterminated")
+        ):
+            why = f"the JSON document is cut short (it ends at byte {size} inside the document)"
+        else:
+            why = f"the body is not a JSON document ({kind}, {size} bytes)"
+        raise malformed_response(resp, why) from None
+    if value is None and not resp.content.strip():
+        raise malformed_response(resp, "the body is empty")
+    raise malformed_response(resp, f"expected a JSON object, got {_json_kind(value)}")
+
+
 @dataclass(frozen=True)
 class ErrorDetails:
     """What an error body says, in a backend-neutral form."""
@@ -86,6 +131,17 @@ class ErrorDetails:
 
 
 ErrorParser = Callable[[int, Any], ErrorDetails]
+
+ResponseParser = Callable[[ApiResponse], T]
+"""Turns a successful response into what the caller wants, or raises :class:`MalformedResponseError`."""
+
+_MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+
+
+def short_reason(text: str, limit: int = REASON_CHARS) -> str:
+    """The first ``limit`` characters of a body's text, markup removed and whitespace collapsed."""
+    plain = " ".join(_MARKUP.sub(" ", text).split())
+    return plain if len(plain) <= limit else plain[:limit].rstrip() + "..."
 
 
 def credly_error_details(status: int, body: Any) -> ErrorDetails:
@@ -119,6 +175,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 def same_origin(url: str, base_url: str) -> bool:
     """Whether ``url`` has the same scheme, host and port as ``base_url``."""
     return _origin(url) == _origin(base_url)
+
+
+def origin_text(url: str) -> str:
+    """``scheme://host:port`` of ``url``, the port always shown (the default one included)."""
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}" if port is not None else f"{scheme}://{host}"
 
 
 def _was_sent(exc: requests.RequestException) -> bool:
@@ -228,14 +290,43 @@ class HttpClient:
         """Absolute URL for an API path, or the given absolute URL once checked to be on the API's host."""
         if "://" in path_or_url:
             if not same_origin(path_or_url, self.base_url):
-                shown = urlsplit(path_or_url)
                 raise UnsafeUrlError(
-                    f"refusing to follow a URL on {shown.scheme}://{shown.hostname}: the API is at "
-                    f"{urlsplit(self.base_url).scheme}://{urlsplit(self.base_url).hostname}",
-                    path=shown.path,
+                    f"refusing to follow a URL on {origin_text(path_or_url)}: the API is at "
+                    f"{origin_text(self.base_url)}",
+                    path=urlsplit(path_or_url).path,
                 )
             return path_or_url
         return urljoin(self.base_url + "/", path_or_url.lstrip("/"))
+
+    @overload
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        json_body: Any = ...,
+        form: Mapping[str, str] | None = ...,
+        headers: Mapping[str, str] | None = ...,
+        idempotent: bool | None = ...,
+        auth: requests.auth.AuthBase | None = ...,
+        parse: None = ...,
+    ) -> ApiResponse: ...
+
+    @overload
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        json_body: Any = ...,
+        form: Mapping[str, str] | None = ...,
+        headers: Mapping[str, str] | None = ...,
+        idempotent: bool | None = ...,
+        auth: requests.auth.AuthBase | None = ...,
+        parse: ResponseParser[T],
+    ) -> T: ...
 
     def request(
         self,
@@ -248,8 +339,10 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         auth: requests.auth.AuthBase | None = None,
-    ) -> ApiResponse:
-        """Send one request, with retries, and return the parsed response or raise an :class:`ApiError`.
+        parse: ResponseParser[Any] | None = None,
+    ) -> Any:
+        """Send one request, with retries, and return the response (or what ``parse`` made of it) or raise
+        an :class:`ApiError`.
 
         :param method: HTTP method.
         :param path_or_url: path under the base URL, or an absolute URL on the same host.
@@ -260,6 +353,10 @@ class HttpClient:
         :param idempotent: whether repeating the request is harmless; defaults to ``True`` for
             GET/HEAD/OPTIONS/PUT/DELETE and ``False`` for POST/PATCH.
         :param auth: auth for this request instead of the client's (e.g. none for a token request).
+        :param parse: reads a successful response (an envelope check, a page splitter). When it raises
+            :class:`MalformedResponseError` (a body cut short, HTML, another shape) a safe request is retried
+            as after a dropped connection and the error raised once the retries are spent; an unsafe one
+            (the server acted) raises it at once.
         """
         method = method.upper()
         url = self.url_for(path_or_url)
@@ -312,14 +409,36 @@ class HttpClient:
                 log.info("%s %s returned 401; refreshing the credential and retrying once", method, path)
                 continue
             if resp.status_code < 400:
-                return ApiResponse(resp.status_code, resp.url, resp.headers, resp.content)
+                answer = ApiResponse(resp.status_code, resp.url, resp.headers, resp.content)
+                if parse is None:
+                    return answer
+                try:
+                    return parse(answer)
+                except MalformedResponseError as exc:
+                    delay = self._next_delay(attempt, None, started) if safe else None
+                    if delay is None:
+                        raise self._malformed(exc, method, path, attempt, safe) from exc
+                    log.warning(
+                        "%s %s returned %d with an unusable body (%s); retrying in %.1f s (attempt %d/%d)",
+                        method,
+                        path,
+                        answer.status,
+                        exc.message,
+                        delay,
+                        attempt + 1,
+                        self.retry.max_attempts,
+                    )
+                    self._sleep(delay)
+                    continue
 
             status = resp.status_code
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             retryable = status in self.retry.statuses and (safe or status == 429)
             delay = self._next_delay(attempt, retry_after, started) if retryable else None
             if delay is None:
-                raise self._error(method, path, status, parse_json(resp.content), resp.text, retry_after)
+                raise self._error(
+                    method, path, status, parse_json(resp.content), resp.text, retry_after, resp.reason
+                )
             resp.close()
             log.warning(
                 "%s %s returned %d; retrying in %.1f s (attempt %d/%d)",
@@ -337,13 +456,38 @@ class HttpClient:
             attempt, retry_after=retry_after, elapsed=self._clock() - started, rng=self._rng
         )
 
+    @staticmethod
+    def _malformed(
+        exc: MalformedResponseError, method: str, path: str, attempts: int, retried: bool
+    ) -> MalformedResponseError:
+        how = (
+            f" after {attempts} attempt(s)"
+            if retried
+            else "; not retried because the server may have acted on the request"
+        )
+        return MalformedResponseError(
+            exc.message + how, status=exc.status, method=method, path=path, page=exc.page, attempts=attempts
+        )
+
     def _error(
-        self, method: str, path: str, status: int, body: Any, text: str, retry_after: float | None
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: Any,
+        text: str,
+        retry_after: float | None,
+        reason: str | None = None,
     ) -> ApiError:
         details = self.error_parser(status, body)
         message = details.message
-        if body is None and text and message == f"HTTP {status}":
-            message = f"HTTP {status}: {text.strip()[:200]}"
+        if body is None and message == f"HTTP {status}":
+            # The status line and the start of the text: a proxy's 502 page is not worth a screenful.
+            status_line = f"HTTP {status} {reason}".rstrip() if reason else message
+            short = short_reason(text or "")
+            message = f"{status_line}: {short}" if short else status_line
+        elif status >= 500 and len(message) > REASON_CHARS:
+            message = message[:REASON_CHARS].rstrip() + "..."
         common: dict[str, Any] = {"status": status, "method": method, "path": path, "body": body}
         if status in self.validation_statuses:
             return ValidationError(message, errors=details.errors, metadata=details.metadata, **common)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 __all__ = [
     "BADGE_LOCALES",
     "EMPLOYEE_FIELDS",
+    "EVIDENCE_REQUIRED",
     "EVIDENCE_TYPES",
     "ISSUE_OPTIONAL",
     "ISSUE_REQUIRED",
@@ -27,7 +28,9 @@ __all__ = [
     "build_organization_payload",
     "build_replace_payload",
     "build_revoke_payload",
+    "email_problem",
     "format_credly_datetime",
+    "parse_credly_datetime",
 ]
 
 ISSUE_REQUIRED = (
@@ -106,6 +109,18 @@ ORGANIZATION_FIELDS = (
 )
 INVITATION_STATUSES = ("created", "pending", "rejected")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# RFC 5321 section 4.5.3.1: longer local parts or addresses are refused by mail systems.
+MAX_EMAIL_LOCAL = 64
+MAX_EMAIL_LENGTH = 254
+# Fields each documented evidence type carries in the reference's example; only UrlEvidence's
+# ``description`` (and a pair's ``url``) are called optional, so the rest are required.
+EVIDENCE_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "KeyValueGroupEvidence": ("name", "values"),
+    "PlainTextEvidence": ("title", "description"),
+    "UrlEvidence": ("name", "value"),
+    "IdEvidence": ("title", "description"),
+}
+KEY_VALUE_PAIR_REQUIRED = ("key", "value")
 
 
 class PayloadError(ValueError):
@@ -122,6 +137,11 @@ def format_credly_datetime(value: Any) -> str:
     Accepts ``datetime``/pendulum (naive ones are taken as UTC), ``date`` (midnight UTC), or a string in
     that form or in ISO 8601.
     """
+    return str(parse_credly_datetime(value).strftime("%Y-%m-%d %H:%M:%S %z"))
+
+
+def parse_credly_datetime(value: Any) -> datetime:
+    """An aware ``datetime`` from any value :func:`format_credly_datetime` accepts."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -135,12 +155,15 @@ def format_credly_datetime(value: Any) -> str:
                 ) from None
         value = parsed
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return str(value.strftime("%Y-%m-%d %H:%M:%S %z"))
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=timezone.utc).strftime("%Y-%m-%d %H:%M:%S %z")
+        return datetime.combine(value, time(0, 0), tzinfo=UTC)
     raise ValueError(f"{value!r} is not a timestamp")
+
+
+def _blank(value: Any) -> bool:
+    """Nothing usable: ``None``, or text that is empty or only whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _check_fields(
@@ -151,9 +174,9 @@ def _check_fields(
     unknown = sorted(k for k in fields if k not in known)
     if unknown:
         problems.append(f"unknown field(s) {', '.join(unknown)}")
-    missing = [k for k in required if fields.get(k) in (None, "")]
+    missing = [k for k in required if _blank(fields.get(k))]
     if missing:
-        problems.append(f"missing required field(s) {', '.join(missing)}")
+        problems.append(f"missing required field(s) {', '.join(missing)} (empty or whitespace only)")
     return {k: v for k, v in fields.items() if k in known and v is not None}
 
 
@@ -169,12 +192,28 @@ def _timestamp(body: dict[str, Any], key: str, problems: list[str], *, allow_fal
         problems.append(f"{key}: {exc}")
 
 
+def email_problem(value: Any) -> str | None:
+    """Why no mail system would accept ``value`` as an address (``None`` when it looks deliverable)."""
+    if not isinstance(value, str) or not _EMAIL_RE.match(value.strip()):
+        return "not an email address"
+    text = value.strip()
+    local, _, domain = text.rpartition("@")
+    if len(local) > MAX_EMAIL_LOCAL:
+        return f"not an email address (local part longer than {MAX_EMAIL_LOCAL} characters)"
+    if len(text) > MAX_EMAIL_LENGTH:
+        return f"not an email address (longer than {MAX_EMAIL_LENGTH} characters)"
+    if any(not label for label in domain.split(".")):
+        return "not an email address (empty label in the domain)"
+    return None
+
+
 def _email(body: dict[str, Any], key: str, problems: list[str]) -> None:
     value = body.get(key)
     if value is None:
         return
-    if not isinstance(value, str) or not _EMAIL_RE.match(value.strip()):
-        problems.append(f"{key}: {value!r} is not an email address")
+    problem = email_problem(value)
+    if problem:
+        problems.append(f"{key}: {value!r} is {problem}")
     else:
         body[key] = value.strip()
 
@@ -189,15 +228,56 @@ def _evidence(body: dict[str, Any], problems: list[str]) -> None:
     for i, item in enumerate(evidence):
         if not isinstance(item, Mapping) or item.get("type") not in EVIDENCE_TYPES:
             problems.append(f"evidence[{i}] needs a type among {', '.join(EVIDENCE_TYPES)}")
+            continue
+        kind = item["type"]
+        missing = [k for k in EVIDENCE_REQUIRED[kind] if _blank(item.get(k)) or item.get(k) == []]
+        if missing:
+            problems.append(f"evidence[{i}] ({kind}) needs {', '.join(missing)}")
+        if kind == "KeyValueGroupEvidence" and "values" not in missing:
+            _key_value_pairs(i, item.get("values"), problems)
+
+
+def _key_value_pairs(i: int, values: Any, problems: list[str]) -> None:
+    if not isinstance(values, list):
+        problems.append(f"evidence[{i}].values must be a list of KeyValuePairEvidence objects")
+        return
+    for j, pair in enumerate(values):
+        where = f"evidence[{i}].values[{j}]"
+        if not isinstance(pair, Mapping) or pair.get("type") != "KeyValuePairEvidence":
+            problems.append(f"{where} needs type KeyValuePairEvidence")
+            continue
+        missing = [k for k in KEY_VALUE_PAIR_REQUIRED if _blank(pair.get(k))]
+        if missing:
+            problems.append(f"{where} needs {', '.join(missing)}")
+
+
+def _expiry_after_issue(body: Mapping[str, Any], problems: list[str]) -> None:
+    """``expires_at`` strictly after ``issued_at`` (both already normalised; ``False``/blank skip)."""
+    issued, expires = body.get("issued_at"), body.get("expires_at")
+    if not isinstance(issued, str) or not isinstance(expires, str) or not expires:
+        return
+    try:
+        if parse_credly_datetime(expires) <= parse_credly_datetime(issued):
+            problems.append(f"expires_at ({expires}) must be after issued_at ({issued})")
+    except ValueError:
+        return  # already reported by _timestamp
 
 
 def _issue_like(
-    fields: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]
+    fields: Mapping[str, Any],
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    *,
+    blank_expiry: bool = False,
 ) -> dict[str, Any]:
     problems: list[str] = []
     body = _check_fields(fields, required, optional, problems)
     _timestamp(body, "issued_at", problems)
-    _timestamp(body, "expires_at", problems, allow_false=True)
+    if blank_expiry and _blank(body.get("expires_at")) and "expires_at" in body:
+        body["expires_at"] = ""  # "included but blank": the template's default expiry
+    else:
+        _timestamp(body, "expires_at", problems, allow_false=True)
+    _expiry_after_issue(body, problems)
     _email(body, "recipient_email", problems)
     _evidence(body, problems)
     locale = body.get("locale")
@@ -221,14 +301,21 @@ def build_issue_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
 
     Required: recipient_email, issued_to_first_name, issued_to_last_name, badge_template_id, issued_at.
     ``issued_at``/``expires_at`` accept datetime, pendulum, date or strings; ``expires_at=False`` means
-    "never expires"; ``None`` values are left out (the template's default applies).
+    "never expires"; ``None`` values are left out (the template's default applies). Required text must not
+    be empty or whitespace only, ``expires_at`` must be after ``issued_at``, emails must fit RFC 5321's
+    limits and each evidence item must carry its type's fields (see :data:`EVIDENCE_REQUIRED`).
     """
     return _issue_like(fields, ISSUE_REQUIRED, ISSUE_OPTIONAL)
 
 
 def build_replace_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Body of ``POST /organizations/<org>/badges/<id>/replace`` (required: badge_template_id, issued_at)."""
-    return _issue_like(fields, REPLACE_REQUIRED, REPLACE_OPTIONAL)
+    """Body of ``POST /organizations/<org>/badges/<id>/replace`` (required: badge_template_id, issued_at).
+
+    Same rules as :func:`build_issue_payload`, except that ``expires_at=""`` (or whitespace) is sent blank:
+    the reference's "included but blank", i.e. the template's default expiry. ``None`` leaves it out (the
+    replaced badge's expiry rules apply) and ``False`` forces "never expires".
+    """
+    return _issue_like(fields, REPLACE_REQUIRED, REPLACE_OPTIONAL, blank_expiry=True)
 
 
 def build_revoke_payload(
@@ -244,10 +331,18 @@ def build_revoke_payload(
 
 
 def build_employee_payload(fields: Mapping[str, Any], *, create: bool) -> dict[str, Any]:
-    """Body of an employee create (email, first_name, last_name required) or update (email not sent)."""
+    """Body of an employee create (email, first_name, last_name required) or update (email not sent).
+
+    Required text must not be empty or whitespace only. An update may leave out first_name/last_name but
+    not blank them: that would erase a name Credly requires (other fields may be blanked to clear them).
+    """
     problems: list[str] = []
     optional = EMPLOYEE_FIELDS if create else tuple(f for f in EMPLOYEE_FIELDS if f != "email")
     body = _check_fields(fields, EMPLOYEE_REQUIRED if create else (), optional, problems)
+    if not create:
+        blanked = [k for k in EMPLOYEE_REQUIRED if k in body and _blank(body[k])]
+        if blanked:
+            problems.append(f"{', '.join(blanked)} must not be empty or whitespace only")
     _email(body, "email", problems)
     for key, value in list(body.items()):
         if key != "email" and not isinstance(value, (str, int)):

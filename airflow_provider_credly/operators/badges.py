@@ -22,6 +22,7 @@ from airflow_provider_credly.operators.base import (
     BulkRowsMixin,
     CredlyBaseOperator,
     as_list,
+    first_try_bound,
     issue_xcom,
     run_date,
     try_number,
@@ -47,9 +48,11 @@ _as_list = as_list
 class CredlyIssueBadgeOperator(CredlyBaseOperator):
     """Issue one badge, exactly once across retries.
 
-    Every argument is templated. A duplicate-badge 422, or a badge found for the same template and
+    Every argument is templated. Credly's duplicate-badge 422, or a badge found for the same template and
     recipient email (and ``issuer_earner_id`` when given) after an attempt whose outcome is unknown or on a
-    task retry, resolves to that badge.
+    task retry, resolves to that badge: ``issued`` when it was created since the task's first try (on a
+    retry the DAG run's start stands for it, see :func:`~.base.first_try_bound`), else it already
+    existed. Any other 422 fails the task with Credly's message.
 
     :param recipient_email: the earner's email.
     :param issued_to_first_name: the earner's first name.
@@ -149,7 +152,7 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.coerce_typed_fields()
         payload = self.build_payload(context)
-        issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists)
+        issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists, since=first_try_bound(context))
         check = try_number(context) > 1 if self.check_existing is None else self.check_existing
         result = issuer.issue(payload, check_existing=check)
         return issue_xcom(self, result, kind="Badge", what=f"badge for {payload['recipient_email']!r}")
@@ -161,7 +164,9 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
     Every row is validated before the first call; all invalid rows are reported at once. Rows are issued by
     ``workers`` threads sharing one HTTP session; concurrency halves when Credly answers 429 (the client
     also waits for ``Retry-After``). On a task retry the badges of the involved templates are read first
-    (one pass) so rows issued by an earlier try are reported ``already_existed`` and not issued again.
+    (one pass) so rows issued by an earlier try are not issued again; they are reported ``issued`` (badges
+    created since the task's first try, see :func:`~.base.first_try_bound`), older badges
+    ``already_existed``. Rows with the same template and recipient run one at a time, in row order.
 
     :param rows: list of dicts of badge fields (literal, XCom or a JSON string).
     :param sql: or a query whose rows are the badges (needs ``sql_conn_id``).
@@ -267,5 +272,6 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
             payloads,
             noun="badge",
             check_existing=check,
+            since=first_try_bound(context),
             write_report=self.report_writer(context, payloads, tries),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +26,7 @@ __all__ = [
     "CredlyBaseOperator",
     "as_list",
     "finish_bulk_issue",
+    "first_try_bound",
     "hook_pool_size",
     "issue_xcom",
     "load_rows",
@@ -40,13 +41,29 @@ def run_date(context: Context | Mapping[str, Any]) -> datetime:
         value = context.get(key)
         if value is not None:
             return cast(datetime, value)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def try_number(context: Context | Mapping[str, Any]) -> int:
     """The task instance's try number (1 outside a task run)."""
     ti = context.get("ti")
     return int(getattr(ti, "try_number", None) or 1)
+
+
+def first_try_bound(context: Context | Mapping[str, Any]) -> float | None:
+    """On a retry, epoch seconds no later than the start of this task instance's first try: items created
+    since then may be an earlier try's work. ``None`` on a first try (each row's own first attempt is the
+    bound then) or when the run's start is unknown.
+
+    Airflow 3 gives a try only its own ``ti.start_date`` and clears the task's XComs before each try, so
+    the first try's start survives nowhere. The DAG run's ``start_date`` does (set when the run starts,
+    reset only when the run is cleared) and is never later: an item made for the same template and
+    recipient between the run's start and the task's first try is taken for the task's own.
+    """
+    if try_number(context) <= 1:
+        return None
+    start = getattr(context.get("dag_run"), "start_date", None)
+    return start.timestamp() if isinstance(start, datetime) else None
 
 
 def as_list(value: Any, what: str) -> list[Any]:
@@ -317,7 +334,7 @@ class BulkRowsMixin:
         def write(report: BulkIssueReport) -> None:
             from airflow_provider_credly.sql_rows import write_rows
 
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            now = datetime.now(UTC).replace(tzinfo=None)
             keys = [key for _, _, key in self.report_row_columns]
             values = (
                 (*run, i, outcome, item_id, reason, *(rows[i].get(k) for k in keys), now)

@@ -26,6 +26,7 @@ from airflow_provider_credly.issuing import IfExists
 from airflow_provider_credly.operators.base import (
     BulkRowsMixin,
     as_list,
+    first_try_bound,
     hook_pool_size,
     issue_xcom,
     run_date,
@@ -62,7 +63,9 @@ class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
 
     The award is sent with ``allowDuplicateAwards: false`` (unless ``allow_duplicate_awards``), so a
     repeated request cannot award twice; a "previous award exists" refusal resolves to the recipient's
-    existing assertion. Every argument is templated.
+    existing assertion: ``issued`` when it was created since the task's first try (on a retry the DAG
+    run's start stands for it, see :func:`~.base.first_try_bound`), else it already existed. Any other
+    400 fails the task with the server's message. Every argument is templated.
 
     :param badge_class_id: the badge class entityId.
     :param recipient_identity: the recipient's e-mail (or other identifier, see ``recipient_type``).
@@ -138,7 +141,10 @@ class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
         }
         (fields,) = validate_assertion_rows([row])
         issuer = CanvasAssertionIssuer(
-            self.hook.client, if_exists=self.if_exists, allow_duplicate_awards=self.allow_duplicate_awards
+            self.hook.client,
+            if_exists=self.if_exists,
+            allow_duplicate_awards=self.allow_duplicate_awards,
+            since=first_try_bound(context),
         )
         check = self.allow_duplicate_awards and try_number(context) > 1
         result = issuer.issue(fields, check_existing=check)
@@ -161,7 +167,8 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
     :param badge_class_id: the badge class of rows that name none.
     :param defaults: fields applied to every row unless the row sets them; ``issued_on`` defaults to the
         run's logical date.
-    :param if_exists: ``"return"`` (existing award = ``already_existed``) or ``"fail"`` (= ``failed``).
+    :param if_exists: ``"return"`` (existing award = ``already_existed``) or ``"fail"`` (= ``failed``);
+        an award created since the task's first try is this task's (``issued``).
     :param allow_duplicate_awards: award again to recipients who hold the badge (then, on task retries,
         existing awards are looked up first).
     :param workers: concurrent requests at most.
@@ -255,6 +262,7 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
             write_report=self.report_writer(context, rows, tries),
             allow_duplicate_awards=self.allow_duplicate_awards,
             check_existing=check,
+            since=first_try_bound(context),
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,9 @@ class CredlyBadgeSensor(BaseSensorOperator):
 
     :param filters: documented badge filters, e.g. ``{"state": "accepted", "badge_template_id": "..."}``.
     :param changed_since: only badges updated at or after this time count (datetime or ISO text, templated,
-        e.g. ``"{{ data_interval_start }}"``).
+        e.g. ``"{{ data_interval_start }}"``). Each check then reads every badge of the filter changed since
+        the day before, through the high-volume cursor, however busy the day (see
+        :func:`~airflow_provider_credly.triggers.badges.match_badges`).
     :param min_count: how many matching badges end the wait.
     :param max_results: how many ids (and badges) to return at most.
     :param include_badges: return the badge records too (keep ``max_results`` small: XCom).
@@ -72,7 +74,7 @@ class CredlyBadgeSensor(BaseSensorOperator):
         if value in (None, ""):
             return None
         if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
         try:
             return parse_timestamp(value)
         except ValueError:
@@ -115,7 +117,7 @@ class CredlyBadgeSensor(BaseSensorOperator):
         if result["done"]:
             self.log.info("%d matching badge(s) found at once", result["count"])
             return self._xcom(result)
-        end_time = datetime.now(timezone.utc) + timedelta(seconds=float(self.timeout or 7 * 86400))
+        end_time = datetime.now(UTC) + timedelta(seconds=float(self.timeout or 7 * 86400))
         self.defer(
             trigger=CredlyBadgeTrigger(
                 credly_conn_id=self.credly_conn_id,

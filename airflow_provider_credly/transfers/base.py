@@ -9,7 +9,7 @@ writers, checkpoints in the destination, bounded fetch/write pipeline) lives in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -175,9 +175,20 @@ class SqlTransferOperator(BaseOperator):
         transfer's ``bootstrap_full``); ``False`` here."""
         return False
 
+    def check_request(self, request: Mapping[str, Any]) -> None:
+        """Settings that need the built request (``prune`` with it); raises ``ValueError``."""
+        if self.prune and request.get("mode", "full") != "full":
+            raise ValueError("prune=True needs mode='full'")
+        if self.prune and request.get("filter"):
+            raise ValueError(
+                "prune=True deletes every row the load did not see, so it needs an unfiltered full load; "
+                f"this load has filter {request['filter']!r}"
+            )
+
     def execute(self, context: Context) -> dict[str, Any]:
         table = self.validate()
-        self.build_request(context)  # validates every setting before any I/O
+        # every setting is validated before any I/O: a load that cannot run creates no table
+        self.check_request(self.build_request(context)[1])
         key = self.transfer_key(context, table)
         writer = writer_for(self.get_db_hook(), self.spec, table, children=self.include_child_tables)
         try:
@@ -185,13 +196,7 @@ class SqlTransferOperator(BaseOperator):
             writer.ensure_tables([store.ddl()])
             self.bootstrap_run = self.wants_bootstrap(store.load(key))
             open_pages, request = self.build_request(context)
-            if self.prune and request.get("mode", "full") != "full":
-                raise ValueError("prune=True needs mode='full'")
-            if self.prune and request.get("filter"):
-                raise ValueError(
-                    "prune=True deletes every row the load did not see, so it needs an unfiltered full load; "
-                    f"this load has filter {request['filter']!r}"
-                )
+            self.check_request(request)  # the bootstrap request too
             fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
             self.log.info(
                 "Loading %s into %s (%s) on %r: %s",

@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_credly.client.credly import BadgeFormat
+from airflow_provider_credly.client.credly import BadgeFormat, CredlyClient
 from airflow_provider_credly.client.filters import BADGE_FILTERS, EMPLOYEE_FILTERS, build_filter, parse_filter
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.hooks.credly import CredlyHook
@@ -59,6 +59,12 @@ class _CredlyToSqlOperator(SqlTransferOperator):
     def credly_hook(self) -> CredlyHook:
         """The Credly hook (built on first use)."""
         return CredlyHook(credly_conn_id=self.credly_conn_id)
+
+    def org_client(self) -> CredlyClient:
+        """The Credly client; raises ``ValueError`` (no request made) when no organization is set."""
+        hook = self.credly_hook
+        _ = hook.organization_id  # the property raises when the connection sets none
+        return hook.client
 
 
 class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
@@ -175,7 +181,7 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         bootstrap = self.bootstrap_run
         filters, since = self.build_filters(context, bootstrap=bootstrap)
         filter_text = build_filter(filters, BADGE_FILTERS)
-        client = self.credly_hook.client
+        client = self.org_client()
         badge_format: BadgeFormat = "minimal" if self.badge_format == "minimal" else "default"
 
         def open_pages(start_url: str | None) -> Iterator[Page]:
@@ -216,7 +222,7 @@ class CredlyEmployeesToSqlOperator(_CredlyToSqlOperator):
 
     def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
         filter_text = build_filter(self.filters, EMPLOYEE_FILTERS)
-        client = self.credly_hook.client
+        client = self.org_client()
 
         def open_pages(start_url: str | None) -> Iterator[Page]:
             return client.iter_employee_pages(filter_text, start_url=start_url)
@@ -237,7 +243,7 @@ class CredlyEventsToSqlOperator(_CredlyToSqlOperator):
     spec = EVENTS
 
     def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
-        client = self.credly_hook.client
+        client = self.org_client()
 
         def open_pages(start_url: str | None) -> Iterator[Page]:
             return client.iter_event_pages(start_url=start_url)

@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_credly.client.credly import CredlyClient
+from airflow_provider_credly.client.credly import BadgeFormat, CredlyClient
 from airflow_provider_credly.client.errors import ApiError
 from airflow_provider_credly.client.filters import BADGE_FILTERS, build_filter, parse_filter
 from airflow_provider_credly.warehouse.schema import parse_timestamp
 
 __all__ = ["CredlyBadgeTrigger", "badge_event", "badge_filter", "match_badges"]
 
-MAX_PAGES = 20
+# Credly does not say in which time zone its ``YYYY-MM-DD`` filters are read: a day earlier than the UTC
+# date of ``changed_since`` covers every offset, and the exact ``updated_at`` comparison drops the rest.
+_DAY_MARGIN = timedelta(days=1)
 
 
 def badge_filter(filters: Mapping[str, Any] | str | None, changed_since: datetime | None) -> str | None:
     """The validated Credly filter of a wait: ``filters`` plus ``updated_at_min`` from ``changed_since``.
+
+    ``updated_at_min`` is the day before ``changed_since`` (UTC), so no time zone reading of Credly's day
+    filter can leave a change out; :func:`match_badges` then compares ``updated_at`` exactly.
 
     :raises ValueError: an unknown key, a bad value, or ``updated_at_min`` given twice.
     """
@@ -33,8 +38,12 @@ def badge_filter(filters: Mapping[str, Any] | str | None, changed_since: datetim
     if changed_since is not None:
         if "updated_at_min" in merged:
             raise ValueError("set either changed_since or the updated_at_min filter, not both")
-        merged["updated_at_min"] = changed_since
+        merged["updated_at_min"] = _utc(changed_since) - _DAY_MARGIN
     return build_filter(merged, BADGE_FILTERS)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def match_badges(
@@ -45,40 +54,63 @@ def match_badges(
     min_count: int = 1,
     max_results: int = 100,
     include_badges: bool = False,
-    max_pages: int = MAX_PAGES,
 ) -> dict[str, Any]:
     """Look for badges matching ``filter_text`` once; returns the XCom-ready result.
 
-    Credly's date filters have day granularity, so with ``changed_since`` each badge's ``updated_at`` is
-    also compared exactly (up to ``max_pages`` pages of 50 are read). Without it the count is the server's
-    ``total_count``.
+    Without ``changed_since`` the count is the regular search's ``total_count`` and only the pages holding
+    the returned ids are read. With it, every badge of the filter (whose ``updated_at_min`` has day
+    granularity) is read through the high-volume cursor, however many there are, and each badge's
+    ``updated_at`` is compared exactly: the regular search caps page numbers and sorts by creation, so on a
+    busy day the awaited change could sit beyond the pages a check reads.
 
     :return: ``{"done": bool, "count": int, "ids": [...], "badges": [...] (only with include_badges)}``.
     """
-    count = 0
-    ids: list[str] = []
-    badges: list[dict[str, Any]] = []
-    for number, page in enumerate(client.iter_badge_pages(filter_text), start=1):
-        matched = page.items
-        if changed_since is not None:
-            matched = [b for b in page.items if _changed_since(b, changed_since)]
-            count += len(matched)
-        else:
-            total = page.metadata.get("total_count") if isinstance(page.metadata, Mapping) else None
-            count = int(total) if isinstance(total, int) else count + len(matched)
-        for badge in matched:
-            if len(ids) < max_results:
-                ids.append(str(badge.get("id")))
-                if include_badges:
-                    badges.append(badge)
-        if number >= max_pages:
-            break
-        if changed_since is None and len(ids) >= min(count, max_results):
-            break  # the server's count is exact: no need to read further pages
-    result: dict[str, Any] = {"done": count >= min_count, "count": count, "ids": ids}
+    if changed_since is None:
+        count, found = _search_count(client, filter_text, max_results)
+    else:
+        count, found = _changes_since(client, filter_text, _utc(changed_since), max_results, include_badges)
+    result: dict[str, Any] = {
+        "done": count >= min_count,
+        "count": count,
+        "ids": [str(b.get("id")) for b in found],
+    }
     if include_badges:
-        result["badges"] = badges
+        result["badges"] = found
     return result
+
+
+def _search_count(
+    client: CredlyClient, filter_text: str | None, max_results: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The server's exact ``total_count`` and the first ``max_results`` badges of the regular search."""
+    count = 0
+    found: list[dict[str, Any]] = []
+    for page in client.iter_badge_pages(filter_text):
+        total = page.metadata.get("total_count") if isinstance(page.metadata, Mapping) else None
+        count = int(total) if isinstance(total, int) else count + len(page.items)
+        found.extend(page.items[: max(0, max_results - len(found))])
+        if len(found) >= min(count, max_results):
+            break
+    return count, found
+
+
+def _changes_since(
+    client: CredlyClient, filter_text: str | None, since: datetime, max_results: int, include_badges: bool
+) -> tuple[int, list[dict[str, Any]]]:
+    """Every badge of ``filter_text`` updated at or after ``since``, read to the cursor's end."""
+    count = 0
+    found: list[dict[str, Any]] = []
+    badge_format: BadgeFormat = (
+        "default" if include_badges else "minimal"
+    )  # minimal still carries id and updated_at
+    for page in client.iter_high_volume_badge_pages(filter_text, badge_format=badge_format):
+        for badge in page.items:
+            if not _changed_since(badge, since):
+                continue
+            count += 1
+            if len(found) < max_results:
+                found.append(badge)
+    return count, found
 
 
 def _changed_since(badge: Mapping[str, Any], since: datetime) -> bool:
@@ -182,7 +214,7 @@ class CredlyBadgeTrigger(BaseTrigger):
                     badge_event("success", f"{result['count']} matching badge(s)", result)
                 )
                 return
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             if deadline is not None and now >= deadline:
                 yield TriggerEvent(  # type: ignore[no-untyped-call]
                     badge_event(

@@ -8,7 +8,7 @@ committed rows, so a retry on any worker continues from exactly there: no gap, n
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_credly.warehouse.schema import TableName
@@ -37,7 +37,7 @@ _FIELDS = (
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,22 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_credly.client.pagination import Page
-from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
+from airflow_provider_credly.warehouse.checkpoint import FETCHED, Checkpoint, CheckpointStore
 from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress
 from airflow_provider_credly.warehouse.records import PageRecords, records_of
 from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
 
-__all__ = ["BatchHook", "TransferResult", "run_transfer"]
+__all__ = ["BatchHook", "IncompleteLoadError", "TransferResult", "run_transfer"]
 
 log = logging.getLogger(__name__)
 
 BatchHook = Callable[[Checkpoint], None]
 
 _APPEND_CHUNK_ROWS = 2_500  # records fetched and inserted at a time by an append-only load
+
+
+class IncompleteLoadError(RuntimeError):
+    """The page source stopped before the cursor said it was at its end."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,12 @@ def run_transfer(
                         commit_pending()
                 if pending_pages:  # the page iterator ended without a last page: commit what was written
                     commit_pending()
+            if cp.status != FETCHED:
+                # Only an explicit end of cursor finishes a load: a source that stops early leaves it resumable.
+                raise IncompleteLoadError(
+                    f"the pages of {writer.table} ended before the end of their cursor; the load stays "
+                    f"resumable after page {cp.pages}"
+                )
         pruned = 0
         if prune:
             pruned = writer.prune(cp.load_id)

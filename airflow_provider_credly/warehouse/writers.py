@@ -25,7 +25,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_credly.client.pagination import decode_records, encode_records
@@ -57,7 +57,7 @@ class LoadMeta:
     @classmethod
     def new(cls, load_id: str) -> LoadMeta:
         """Metadata stamped now (UTC)."""
-        return cls(load_id, datetime.now(timezone.utc))
+        return cls(load_id, datetime.now(UTC))
 
 
 def _json(value: Any) -> str:
@@ -380,7 +380,7 @@ class DuckDBWriter(SqlWriter):
         )
 
     def _meta_values(self, meta: LoadMeta) -> tuple[Any, ...]:
-        return meta.load_id, meta.loaded_at.astimezone(timezone.utc).replace(tzinfo=None)
+        return meta.load_id, meta.loaded_at.astimezone(UTC).replace(tzinfo=None)
 
     def commit(self) -> None:
         """Commit and open the next transaction (DuckDB's Python API autocommits otherwise)."""

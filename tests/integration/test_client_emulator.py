@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,7 +73,7 @@ def test_cursor_is_stable_while_badges_are_created(credly_emulator_factory):
                     issued_to_first_name="Late",
                     issued_to_last_name=f"Comer{i}",
                     badge_template_id=template["id"] if isinstance(template, dict) else template.id,
-                    issued_at=datetime.now(timezone.utc),
+                    issued_at=datetime.now(UTC),
                 )
     assert len(seen) == len(set(seen))
     assert original <= set(seen)
@@ -187,7 +187,7 @@ def test_documented_422s_surface_their_messages(credly_emulator_factory):
         "issued_to_first_name": "Dup",
         "issued_to_last_name": "Licate",
         "badge_template_id": template,
-        "issued_at": datetime(2025, 1, 1, tzinfo=timezone.utc),
+        "issued_at": datetime(2025, 1, 1, tzinfo=UTC),
     }
     first = client.issue_badge(**fields)
     assert first["state"] == "pending"
@@ -235,7 +235,7 @@ def test_listing_is_exact_under_injected_429_and_5xx(credly_emulator_factory):
 
 def test_retry_after_http_date_is_honoured(credly_emulator_factory):
     emulator = credly_emulator_factory(badges=10)
-    retry_after = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=1), usegmt=True)
+    retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=1), usegmt=True)
     assert "GMT" in retry_after
     emulator.set_faults(rate_limit=1, retry_after_http_date=True)
     waits: list[float] = []

@@ -4,7 +4,7 @@ transfer DAGs, and comparing warehouse tables with the emulator's state."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,8 @@ def expected_badges(state: EmulatorState, badge_format: str = "default") -> dict
 def _norm(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)

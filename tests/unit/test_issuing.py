@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Hashable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,11 +19,28 @@ from airflow_provider_credly.issuing import (
     BulkIssueReport,
     InvalidRowsError,
     IssueResult,
+    is_duplicate_badge_error,
+    run_bulk,
     run_bulk_issue,
     validate_rows,
 )
 
 TPL = "tpl-1"
+OLD = "2020-01-01T00:00:00.000Z"  # long before any test runs: a badge that existed before the task
+DUPLICATE = "Validation failed: User already has this badge"
+#: every 422 the reference documents (replace, revoke, delete) and the issue refusals it names
+OTHER_422 = {
+    "replaced": "Validation failed: This badge cannot be replaced because it has already been replaced.",
+    "revoke_replaced": "Validation failed: This badge cannot be revoked because it has been replaced.",
+    "delete_replaced": "You can not delete replaced badges. Delete the current version instead.",
+    "archived": "Validation failed: An archived badge template cannot be used to issue new badges.",
+    "expires_before_issued": "Validation failed: Expires at must be after issued at",
+    "blank": "Validation failed: Issued to first name can't be blank",
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def row(i: int, **extra: Any) -> dict[str, Any]:
@@ -41,26 +61,37 @@ class FakeHttp:
 
 class FakeClient:
     """Stores badges; ``plan`` decides per POST: "ok", "lost" (applied, 500 back), "error" (500, not applied),
-    "drop" (connection dropped, applied) or "dup422".
+    "drop" (connection dropped, applied), "dup422" or a key of :data:`OTHER_422`. Badges stored by the
+    tests directly are :data:`OLD`; badges created by a POST are created now.
     """
 
-    def __init__(self, plan: list[str] | None = None, existing: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        plan: list[str] | None = None,
+        existing: list[dict[str, Any]] | None = None,
+        allow_duplicates: bool = False,
+    ) -> None:
         self.http = FakeHttp()
         self.badges: list[dict[str, Any]] = list(existing or [])
         self.plan = list(plan or [])
+        self.allow_duplicates = allow_duplicates
         self.posts = 0
         self.lookups = 0
         self.hv_calls = 0
         self.lock = threading.Lock()
 
-    def _store(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _store(self, payload: Mapping[str, Any], created: str = OLD) -> dict[str, Any]:
         badge = {
             "id": f"b{len(self.badges)}",
             "state": "pending",
             "recipient_email": payload["recipient_email"],
             "issuer_earner_id": payload.get("issuer_earner_id"),
-            "badge_template": {"id": payload["badge_template_id"]},
+            "badge_template": {
+                "id": payload["badge_template_id"],
+                "allow_duplicate_badges": self.allow_duplicates,
+            },
             "badge_url": "http://x/b",
+            "created_at": created,
         }
         self.badges.append(badge)
         return badge
@@ -70,10 +101,12 @@ class FakeClient:
             self.posts += 1
             step = self.plan.pop(0) if self.plan else "ok"
             if step == "dup422":
-                raise ValidationError("Validation failed: User already has this badge", status=422)
+                raise ValidationError(DUPLICATE, status=422)
+            if step in OTHER_422:
+                raise ValidationError(OTHER_422[step], status=422)
             if step == "error":
                 raise ServerError("boom", status=500)
-            badge = self._store(payload)
+            badge = self._store(payload, created=now_iso())
             if step == "lost":
                 raise ServerError("boom", status=500)
             if step == "drop":
@@ -265,3 +298,180 @@ def test_run_pool_reraises_unexpected_errors_and_stops() -> None:
     with pytest.raises(RuntimeError, match="bug"):
         run_pool(100, work, workers=1, stop=threading.Event())
     assert seen == [0, 1, 2]
+
+
+# ----------------------------------------------------------------- "already exists" only when Credly says so
+
+
+@pytest.mark.parametrize(
+    "message",
+    [DUPLICATE, "validation failed: user ALREADY HAS THIS BADGE", "already has this badge"],
+)
+def test_duplicate_refusal_is_recognised_case_insensitively(message: str) -> None:
+    assert is_duplicate_badge_error(ValidationError(message, status=422))
+    as_field_error = ValidationError(
+        "Validation failed", errors=[{"attribute": "user", "messages": [message]}], status=422
+    )
+    assert is_duplicate_badge_error(as_field_error)
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_422))
+def test_other_documented_422s_are_not_duplicate_refusals(kind: str) -> None:
+    assert not is_duplicate_badge_error(ValidationError(OTHER_422[kind], status=422))
+    assert not is_duplicate_badge_error(ServerError(DUPLICATE, status=500))
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_422))
+def test_other_422_fails_with_credlys_message_even_when_an_older_badge_exists(kind: str) -> None:
+    client = FakeClient(plan=[kind])
+    payload = validate_rows([row(0)])[0]
+    client._store(payload)  # an older badge of the same template for that recipient
+    result = BadgeIssuer(client).issue(payload)  # type: ignore[arg-type]
+    assert result.outcome == "failed"
+    assert OTHER_422[kind] in (result.reason or "")
+    assert result.badge is None
+    assert client.lookups == 0  # not even looked for: the refusal is not about an existing badge
+
+
+def test_duplicate_worded_422_on_a_template_allowing_duplicates_is_a_failure() -> None:
+    client = FakeClient(plan=["dup422"], allow_duplicates=True)
+    payload = validate_rows([row(0)])[0]
+    client._store(payload)
+    result = BadgeIssuer(client).issue(payload)  # type: ignore[arg-type]
+    assert result.outcome == "failed"
+    assert "already has this badge" in (result.reason or "")
+    assert "allows duplicate badges" in (result.reason or "")
+
+
+# ----------------------------------------------------------------- the right badge for the right row
+
+
+def test_unknown_outcome_does_not_adopt_an_older_badge() -> None:
+    # a template allowing duplicates: the older badge is no proof that this POST took effect
+    client = FakeClient(plan=["error"], allow_duplicates=True)
+    payload = validate_rows([row(0)])[0]
+    client._store(payload)
+    result = BadgeIssuer(client).issue(payload)  # type: ignore[arg-type]
+    assert (result.outcome, result.badge_id) == ("issued", "b1")
+    assert client.posts == 2
+    assert len(client.badges) == 2
+
+
+@pytest.mark.parametrize("check_existing", [False, True])
+def test_retry_recognises_its_own_badge_with_if_exists_fail(check_existing: bool) -> None:
+    first_try = time.time()
+    client = FakeClient(plan=["dup422"])
+    payload = validate_rows([row(0)])[0]
+    own = client._store(payload, created=now_iso())  # the earlier try's POST, whose answer was lost
+    issuer = BadgeIssuer(client, if_exists="fail", since=first_try)  # type: ignore[arg-type]
+    result = issuer.issue(payload, check_existing=check_existing)
+    assert (result.outcome, result.badge_id) == ("issued", own["id"])
+    assert client.posts == (0 if check_existing else 1)
+
+
+@pytest.mark.parametrize("check_existing", [False, True])
+def test_retry_still_fails_on_a_badge_older_than_the_task(check_existing: bool) -> None:
+    client = FakeClient(plan=["dup422"])
+    payload = validate_rows([row(0)])[0]
+    client._store(payload)  # OLD: before the first try
+    issuer = BadgeIssuer(client, if_exists="fail", since=time.time())  # type: ignore[arg-type]
+    result = issuer.issue(payload, check_existing=check_existing)
+    assert result.outcome == "failed"
+    assert "a badge already exists: b0" in (result.reason or "")
+
+
+def test_bulk_retry_reports_the_earlier_trys_badges_as_issued_and_older_ones_as_existing() -> None:
+    client = FakeClient()
+    payloads = validate_rows([row(i) for i in range(3)])
+    client._store(payloads[0])  # before the task
+    client._store(payloads[1], created=now_iso())  # by the first try
+    report = run_bulk_issue(
+        client,  # type: ignore[arg-type]
+        payloads,
+        workers=2,
+        check_existing=True,
+        since=time.time() - 1,
+    )
+    assert report.outcomes == ["already_existed", "issued", "issued"]
+    assert report.badge_ids == ["b0", "b1", "b2"]
+    assert client.posts == 1
+
+
+class SlowClient(FakeClient):
+    """Records how many POSTs per (template, email) are in flight at once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.in_flight: dict[tuple[str, str], int] = {}
+        self.max_in_flight = 0
+
+    def issue_badge(self, **payload: Any) -> dict[str, Any]:
+        key = (payload["badge_template_id"], payload["recipient_email"])
+        with self.lock:
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight[key])
+        try:
+            time.sleep(0.005)  # gives other workers the chance to overlap (never asserted on)
+            return super().issue_badge(**payload)
+        finally:
+            with self.lock:
+                self.in_flight[key] -= 1
+
+
+def test_bulk_identical_rows_never_run_together_and_each_gets_its_own_badge() -> None:
+    # every answer is lost after the badge was created: each row must find its own badge, in row order
+    client = SlowClient(plan=["lost", "drop"] * 12, allow_duplicates=True)
+    payloads = validate_rows([row(i % 2) for i in range(12)])  # 6 identical rows for each of 2 recipients
+    report = run_bulk_issue(client, payloads, workers=6)  # type: ignore[arg-type]
+    assert client.max_in_flight == 1
+    assert report.counts()["issued"] == 12
+    assert len(client.badges) == 12
+    assert len(set(report.badge_ids)) == 12
+    for email in ("user0@example.com", "user1@example.com"):
+        created = [b["id"] for b in client.badges if b["recipient_email"] == email]
+        credited = [report.badge_ids[i] for i, p in enumerate(payloads) if p["recipient_email"] == email]
+        assert credited == created  # row order = creation order for the same key
+
+
+class KeyedIssuer:
+    """A fake issuer for :func:`run_bulk`: records the order rows are issued in, per key."""
+
+    recovered = 0
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.lock = threading.Lock()
+        self.active: set[Hashable] = set()
+        self.overlaps = 0
+
+    def key(self, row: Mapping[str, Any]) -> Hashable:
+        return row["k"]
+
+    def issue(self, row: Mapping[str, Any], *, check_existing: bool = False) -> IssueResult:
+        with self.lock:
+            if row["k"] in self.active:
+                self.overlaps += 1
+            self.active.add(row["k"])
+        time.sleep(0.002)
+        with self.lock:
+            self.active.discard(row["k"])
+            self.order.append(row["i"])
+        return IssueResult("issued", {"id": f"x{row['i']}"})
+
+
+def test_run_bulk_runs_rows_of_one_key_in_row_order_one_at_a_time() -> None:
+    rows = [{"i": i, "k": i % 3} for i in range(30)]
+    issuer = KeyedIssuer()
+    report = run_bulk(issuer, rows, http=FakeHttp(), limiter=AdaptiveLimiter(8), workers=8)
+    assert issuer.overlaps == 0
+    for k in range(3):
+        assert [i for i in issuer.order if i % 3 == k] == list(range(k, 30, 3))
+    assert report.counts()["issued"] == 30
+
+
+def test_run_bulk_stops_inside_a_chain_of_identical_rows() -> None:
+    client = FakeClient(plan=["archived"])
+    payloads = validate_rows([row(0)] * 4)
+    report = run_bulk_issue(client, payloads, workers=4, max_failures=0)  # type: ignore[arg-type]
+    assert report.outcomes == ["failed", "skipped", "skipped", "skipped"]
+    assert client.posts == 1

@@ -11,13 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
 from airflow_provider_credly.testing.canvas.state import CanvasApiError, CanvasState
-from airflow_provider_credly.testing.emulator.faults import FaultInjector
+from airflow_provider_credly.testing.emulator.faults import FaultInjector, malformed_body
 from airflow_provider_credly.testing.emulator.handler import JsonApiHandler
 
 __all__ = ["CanvasEmulatorServer", "RunningCanvasEmulator", "run_canvas_emulator"]
@@ -31,7 +31,7 @@ def envelope(
     """The API v2 response envelope."""
     body: dict[str, Any] = {
         "status": {"success": success, "description": description},
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),
     }
     if result is not None:
         body["result"] = result
@@ -75,10 +75,17 @@ class _Handler(JsonApiHandler):
     server_version = "CanvasCredentialsEmulator/1.0"
     server: CanvasEmulatorServer
 
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None, malformed: str | None = None
+    ) -> None:
         body = b"" if status == 204 else json.dumps(payload).encode()
+        content_type = "application/json"
+        if malformed and 200 <= status < 300 and status != 204:  # the fault: an unusable 2xx body
+            with self.server.state.lock:
+                self.server.state.stats["malformed_injected"] += 1
+            body, content_type = malformed_body(malformed, body)
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -112,14 +119,14 @@ class _Handler(JsonApiHandler):
             status, payload, headers = self._route(method, split.path, split.query, raw)
         except CanvasApiError as exc:
             status, payload, headers = exc.status, error_body(exc), {}
-        if decision.after and 200 <= status < 300:
+        if decision.loses(status):
             with state.lock:
                 state.stats["errors_after"] += 1
             if decision.after == "drop":
                 self.close_connection = True
                 return
             status, payload, headers = 500, envelope(description=_STATUS_TEXT[500], success=False), {}
-        self._send(status, payload, headers)
+        self._send(status, payload, headers, decision.malformed)
 
     # ------------------------------------------------------------------------------------------ routes
 
@@ -308,7 +315,8 @@ class RunningCanvasEmulator:
 
     def set_faults(self, **faults: Any) -> None:
         """Change the fault knobs (``error_rate``, ``error_after_rate``, ``drop_rate``, ``rate_limit``,
-        ``latency_ms``, ``fail_paths``, ``error_after_mode``, ``seed``)."""
+        ``latency_ms``, ``fail_paths``, ``error_after_mode``, ``malformed_rate``, ``malformed_mode``,
+        ``seed``)."""
         self.server.faults.configure(**faults)
 
     def clear_faults(self) -> None:

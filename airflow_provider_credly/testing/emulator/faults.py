@@ -1,4 +1,4 @@
-"""Deterministic fault injection: rate limiting, 5xx, dropped connections, latency."""
+"""Deterministic fault injection: rate limiting, 5xx, dropped connections, malformed bodies, latency."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from typing import Any
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_STATUSES = (500, 502, 503)
 AFTER_MODES = ("alternate", "error", "drop")
+MALFORMED_KINDS = ("truncated", "empty_object", "html")
+MALFORMED_MODES = ("rotate", *MALFORMED_KINDS)
+_HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+    "<body><h1>We'll be right back</h1><p>The service is under maintenance.</p></body></html>"
+)
 
 
 @dataclass
@@ -32,12 +38,26 @@ class FaultConfig:
     """Fraction of successful mutating requests whose effect is applied but whose response is lost."""
     error_after_mode: str = "alternate"
     """How the response is lost: ``error`` (500), ``drop`` (connection closed) or ``alternate``."""
+    error_after_refusals: bool = False
+    """``error_after_rate`` also loses 4xx answers of mutating requests (the server decided, e.g. refused a
+    duplicate, then the answer was lost)."""
     drop_rate: float = 0.0
     """Fraction of requests whose connection is closed without a response, before doing any work."""
+    malformed_rate: float = 0.0
+    """Fraction of successful responses (any method: a write's effect is applied) answered 2xx with an
+    unusable body instead."""
+    malformed_mode: str = "rotate"
+    """The unusable body: ``truncated`` (the JSON cut in half, with the Content-Length of the cut body),
+    ``empty_object`` (``{}``), ``html`` (an HTML page, ``text/html``) or ``rotate`` (each in turn)."""
     latency_ms: float = 0.0
     """Added latency per request."""
     fail_paths: str | None = None
     """Only requests whose path matches this regex (``re.search``) get faults."""
+    error_methods: str | None = None
+    """Comma-separated methods (``GET,PUT``) that ``error_rate`` and ``drop_rate`` apply to (default all)."""
+    max_faults: int | None = None
+    """At most this many faults (5xx, drops, lost or malformed answers; not 429s) from the last
+    ``configure``, then none."""
     seed: int = 0
     """Seed of the fault RNG (same seed + same request sequence = same faults)."""
 
@@ -56,6 +76,17 @@ class Decision:
     retry_after: str | None = None
     after: str | None = None
     """For mutating requests: ``error`` or ``drop`` after the effect is applied."""
+    after_refusals: bool = False
+    """``after`` also applies to a 4xx answer (see :meth:`loses`)."""
+    malformed: str | None = None
+    """One of ``MALFORMED_KINDS``: a 2xx answer's body is replaced (see :func:`malformed_body`)."""
+
+    def loses(self, status: int) -> bool:
+        """Whether the answer with ``status`` is lost after the effect (``after``: 2xx, and 4xx refusals
+        with ``after_refusals``)."""
+        return self.after is not None and (
+            200 <= status < 300 or (self.after_refusals and 400 <= status < 500 and status != 429)
+        )
 
 
 class FaultInjector:
@@ -81,8 +112,12 @@ class FaultInjector:
                 self._rng = random.Random(merged.seed)
                 self._rotation = 0
                 self._after_rotation = 0
+                self._malformed_rotation = 0
             self._tokens = self._capacity()
             self._last = time.monotonic()
+            self._injected = 0
+            methods = merged.error_methods
+            self._error_methods = {m.strip().upper() for m in methods.split(",")} if methods else None
 
     def clear(self) -> None:
         """Back to no faults (keeps the seed)."""
@@ -106,18 +141,23 @@ class FaultInjector:
             if self._pattern is not None and not self._pattern.search(path):
                 return Decision()
             decision = Decision(latency_s=cfg.latency_ms / 1000.0)
+            if cfg.max_faults is not None and self._injected >= cfg.max_faults:
+                return decision
+            before_work = self._error_methods is None or method.upper() in self._error_methods
             if cfg.rate_limit:
                 wait = self._take_token(cfg.rate_limit)
                 if wait is not None:
                     decision.action, decision.status = "rate_limited", 429
                     decision.retry_after = _retry_after(wait, cfg.retry_after_http_date)
                     return decision
-            if cfg.error_rate and self._rng.random() < cfg.error_rate:
+            if before_work and cfg.error_rate and self._rng.random() < cfg.error_rate:
                 decision.action, decision.status = "error", ERROR_STATUSES[self._rotation % 3]
                 self._rotation += 1
+                self._injected += 1
                 return decision
-            if cfg.drop_rate and self._rng.random() < cfg.drop_rate:
+            if before_work and cfg.drop_rate and self._rng.random() < cfg.drop_rate:
                 decision.action = "drop"
+                self._injected += 1
                 return decision
             if (
                 method in MUTATING_METHODS
@@ -129,6 +169,15 @@ class FaultInjector:
                     self._after_rotation += 1
                 else:
                     decision.after = cfg.error_after_mode
+                decision.after_refusals = cfg.error_after_refusals
+            if not decision.after and cfg.malformed_rate and self._rng.random() < cfg.malformed_rate:
+                if cfg.malformed_mode == "rotate":
+                    decision.malformed = MALFORMED_KINDS[self._malformed_rotation % len(MALFORMED_KINDS)]
+                    self._malformed_rotation += 1
+                else:
+                    decision.malformed = cfg.malformed_mode
+            if decision.after or decision.malformed:
+                self._injected += 1
             return decision
 
     def _take_token(self, rate: float) -> float | None:
@@ -148,8 +197,23 @@ def _retry_after(wait_s: float, http_date: bool) -> str:
     return str(seconds)
 
 
+def malformed_body(kind: str, body: bytes) -> tuple[bytes, str]:
+    """The body and Content-Type sent instead of ``body`` for a ``malformed`` decision.
+
+    ``truncated`` keeps the first half of the JSON text: the Content-Length then matches what is sent, so
+    the client reads a complete HTTP message whose JSON ends mid-document.
+    """
+    if kind == "truncated":
+        return body[: max(1, len(body) // 2)], "application/json; charset=utf-8"
+    if kind == "empty_object":
+        return b"{}", "application/json; charset=utf-8"
+    if kind == "html":
+        return _HTML_PAGE.encode(), "text/html; charset=utf-8"
+    raise ValueError(f"unknown malformed body kind {kind!r}")
+
+
 def _validate(cfg: FaultConfig) -> None:
-    for name in ("error_rate", "error_after_rate", "drop_rate"):
+    for name in ("error_rate", "error_after_rate", "drop_rate", "malformed_rate"):
         value = getattr(cfg, name)
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {value!r}")
@@ -157,7 +221,11 @@ def _validate(cfg: FaultConfig) -> None:
         raise ValueError("rate_limit must be positive")
     if cfg.latency_ms < 0:
         raise ValueError("latency_ms must be >= 0")
+    if cfg.max_faults is not None and cfg.max_faults < 0:
+        raise ValueError("max_faults must be >= 0")
     if cfg.error_after_mode not in AFTER_MODES:
         raise ValueError(f"error_after_mode must be one of {AFTER_MODES}")
+    if cfg.malformed_mode not in MALFORMED_MODES:
+        raise ValueError(f"malformed_mode must be one of {MALFORMED_MODES}")
     if cfg.fail_paths:
         re.compile(cfg.fail_paths)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ApiError, error_payload
-from .faults import FaultInjector
+from .faults import FaultInjector, malformed_body
 from .handler import JsonApiHandler
 from .routes import Request, Response, dispatch, resolve
 from .state import EmulatorState
@@ -104,7 +104,12 @@ class EmulatorRequestHandler(JsonApiHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(
-        self, status: int, payload: Any = None, headers: dict[str, str] | None = None, raw: str | None = None
+        self,
+        status: int,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: str | bytes | None = None,
+        content_type: str = "application/json; charset=utf-8",
     ) -> None:
         body = b""
         head = [
@@ -114,8 +119,8 @@ class EmulatorRequestHandler(JsonApiHandler):
         ]
         if status != 204:
             text = raw if raw is not None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-            body = text.encode()
-            head += ["Content-Type: application/json; charset=utf-8", f"Content-Length: {len(body)}"]
+            body = text if isinstance(text, bytes) else text.encode()
+            head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         if self.close_connection:
             head.append("Connection: close")
@@ -168,12 +173,18 @@ class EmulatorRequestHandler(JsonApiHandler):
         except Exception:  # pragma: no cover - emulator bug: report it as a 500 and keep serving
             traceback.print_exc(file=sys.stderr)
             response = Response(500, error_payload("Emulator internal error"))
-        if decision.after and 200 <= response.status < 300:
+        if decision.loses(response.status):
             state.stats.incr("errors_after")
             if decision.after == "drop":
                 self._drop()
                 return
             response = Response(500, error_payload(_ERROR_MESSAGES[500]))
+        if decision.malformed and 200 <= response.status < 300 and response.status != 204:
+            state.stats.incr("malformed_injected")
+            text = response.raw or json.dumps(response.payload, separators=(",", ":"), ensure_ascii=False)
+            body, content_type = malformed_body(decision.malformed, text.encode())
+            self._send(response.status, None, response.headers, body, content_type)
+            return
         self._send(response.status, response.payload, response.headers, response.raw)
 
     # ------------------------------------------------------------------ admin

@@ -18,8 +18,10 @@ from .errors import (
     MSG_DELETE_REPLACED,
     MSG_DUPLICATE_BADGE,
     MSG_EMAIL_CHANGE_NOT_PENDING,
+    MSG_EXPIRES_BEFORE_ISSUED,
     MSG_INVALID,
     MSG_REVOKE_REPLACED,
+    MSG_TEMPLATE_ARCHIVED,
     MSG_TEMPLATE_NOT_FOUND,
     ApiError,
     Stats,
@@ -49,6 +51,7 @@ from .store import (
 )
 from .util import (
     EMAIL_RE,
+    NONE_TS,
     UTC,
     iso_ms,
     parse_timestamp,
@@ -335,10 +338,15 @@ class EmulatorState:
                 errors.append(("issued_at", MSG_INVALID))
         previous = None if old is None else (store.expires[old], store.expires_day[old])
         expires = parse_expires(payload, previous, errors)
+        dates_ok = not any(name in ("issued_at", "expires_at") for name, _ in errors)
+        if dates_ok and "expires_at" in payload and expires[0] != NONE_TS and expires[0] < issued[0]:
+            errors.append(("expires_at", MSG_EXPIRES_BEFORE_ISSUED))
         locale = payload.get("locale") or "en"
         if locale not in LOCALES:
             errors.append(("locale", MSG_INVALID))
         evidence = parse_evidence(payload.get("evidence"), errors, lambda: self._new_id("evidence"))
+        if template is not None and template.archived and old is None:
+            errors.append(("base", MSG_TEMPLATE_ARCHIVED))
         if errors or template is None:
             raise validation_error(errors)
         ieid = payload.get("issuer_earner_id")
@@ -374,6 +382,12 @@ class EmulatorState:
             expires=expires,
             public=True,
         )
+
+    def archive_template(self, template_id: str, archived: bool = True) -> None:
+        """Archive a template (or bring it back): an archived one refuses new badges with a 422."""
+        with self.lock:
+            self.store.template_by_id[template_id].archived = archived
+            self.render_cache.clear()
 
     def _is_duplicate(self, template: int, email: str, ieid: str | None, old: int | None) -> bool:
         store = self.store

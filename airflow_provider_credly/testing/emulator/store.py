@@ -125,6 +125,8 @@ class Template:
     image_id: str
     alignment_id: str
     badges_count: int = 0
+    archived: bool = False
+    """An archived template cannot be used to issue new badges (see ``EmulatorState.archive_template``)."""
 
     @property
     def vanity_slug(self) -> str:

@@ -8,11 +8,11 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-UTC = timezone.utc
+UTC = UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NONE_TS = -(1 << 62)
 """Sentinel stored in timestamp columns for ``null``."""

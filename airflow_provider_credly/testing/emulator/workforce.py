@@ -12,7 +12,7 @@ from .util import EMAIL_RE, NONE_TS, stable_uuid, text_field
 
 EMPLOYEE_STATES = ("created", "pending", "accepted", "rejected")
 INVITABLE_STATES = ("created", "pending", "rejected")
-EMPLOYEE_SORT_KEYS = ("email", "created_at", "first_name", "last_name")
+EMPLOYEE_SORT_KEYS = ("email", "created_at", "first_name", "last_name", "name")
 EMPLOYEE_FILTER_KEYS = ("name_or_email", "employee_state", "team")
 _TEAMS = ("Development", "Data", "Sales", "Support")
 _DEPARTMENTS = ("Engineering", "Engineering", "Sales", "Operations")
@@ -127,6 +127,7 @@ class Workforce:
             "created_at": lambda e: e.created_ms,
             "first_name": lambda e: e.first_name.lower(),
             "last_name": lambda e: e.last_name.lower(),
+            "name": lambda e: f"{e.first_name} {e.last_name}".lower(),  # the reference's "-name" example
         }
         apply_sort(rows, spec, keys)
         if len(self._cache) >= 8:

@@ -161,3 +161,78 @@ def test_revoke_outcomes(api):
     assert "permission" in results[2].detail
     first = next(c for c in api.calls if c.request.method == "DELETE")
     assert json.loads(first.request.body) == {"revocation_reason": "why"}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "A previous award of this badge already exists for this recipient.",
+        "a PREVIOUS AWARD OF THIS BADGE ALREADY EXISTS for this recipient.",
+    ],
+)
+def test_duplicate_refusal_wording_is_matched_case_insensitively(message):
+    from airflow_provider_credly.client.canvas import is_duplicate_award_error
+    from airflow_provider_credly.client.errors import ValidationError
+
+    assert is_duplicate_award_error(ValidationError("Bad Request", errors=[{"messages": [message]}]))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"validationErrors": ["Duplicate evidence URL."]},
+        {"fieldErrors": {"recipient": ["This recipient already has a pending invitation."]}},
+        {"validationErrors": ["Badge class already awarded limit reached."]},
+        {"errorCode": "duplicate", "validationErrors": ["Expires must be after issuedOn."]},
+    ],
+)
+def test_other_400_fails_with_the_message_even_when_an_assertion_exists(api, body):
+    api.post(POST_URL, status=400, json=body)
+    api.get(POST_URL, json=env(assertion("OLD", "2020-01-01T00:00:00Z")))
+    result = CanvasAssertionIssuer(make_client()).issue(ROW)
+    assert result.outcome == "failed"
+    assert result.badge is None
+    assert body.get("validationErrors", [""])[0] in result.reason
+    assert not [c for c in api.calls if c.request.method == "GET"]
+
+
+@pytest.mark.parametrize(("if_exists", "outcome"), [("return", "already_existed"), ("fail", "failed")])
+def test_lost_refusal_then_refusal_of_an_old_award_is_not_issued(api, if_exists, outcome):
+    api.post(POST_URL, status=502)  # the server refused (duplicate), the answer was lost
+    api.post(POST_URL, status=400, json=DUP)
+    api.get(POST_URL, json=env(assertion("OLD", "2020-01-01T00:00:00Z")))
+    issuer = CanvasAssertionIssuer(make_client(), if_exists=if_exists, sleep=lambda _s: None)
+    result = issuer.issue(ROW)
+    assert result.outcome == outcome
+    assert result.badge_id == "OLD"
+    if if_exists == "fail":
+        assert "already exists: OLD" in result.reason
+    assert issuer.recovered == 0
+
+
+@pytest.mark.parametrize("if_exists", ["return", "fail"])
+def test_retry_refusal_of_the_earlier_trys_award_is_issued(api, if_exists):
+    api.post(POST_URL, status=400, json=DUP)
+    api.get(POST_URL, json=env(assertion("MINE", "2026-03-01T10:00:05Z")))
+    first_try = 1772359200.0  # 2026-03-01T10:00:00Z
+    issuer = CanvasAssertionIssuer(
+        make_client(), if_exists=if_exists, since=first_try, clock=lambda: first_try + 600
+    )
+    result = issuer.issue(ROW)
+    assert (result.outcome, result.badge_id) == ("issued", "MINE")
+
+
+def test_retry_refusal_of_an_award_older_than_the_task_still_fails(api):
+    api.post(POST_URL, status=400, json=DUP)
+    api.get(POST_URL, json=env(assertion("OLD", "2026-03-01T09:00:00Z")))
+    first_try = 1772359200.0  # 2026-03-01T10:00:00Z, an hour after the award
+    issuer = CanvasAssertionIssuer(make_client(), if_exists="fail", since=first_try, clock=lambda: first_try)
+    result = issuer.issue(ROW)
+    assert result.outcome == "failed"
+    assert "already exists: OLD" in result.reason
+
+
+def test_rows_of_one_recipient_share_a_key_case_insensitively():
+    issuer = CanvasAssertionIssuer(make_client())
+    assert issuer.key(ROW) == issuer.key({**ROW, "recipient_identity": " R@Example.edu "})
+    assert issuer.key(ROW) != issuer.key({**ROW, "badgeclass": "B2"})

@@ -85,3 +85,46 @@ def test_sorts():
     assert build_sort(None, BADGE_SORTS) is None
     with pytest.raises(ValueError, match="unknown sort key"):
         build_sort("-updated_at", BADGE_SORTS)
+
+
+@pytest.mark.parametrize(
+    "sort", ["--issued_at", "-", "+issued_at", "- issued_at", "issued_at-", "updated_at"]
+)
+def test_sort_keys_take_at_most_one_leading_minus_and_a_documented_key(sort):
+    with pytest.raises(ValueError, match="unknown sort key"):
+        build_sort(sort, BADGE_SORTS)
+
+
+def test_sort_key_twice_is_refused():
+    with pytest.raises(ValueError, match="given twice"):
+        build_sort("issued_at|-issued_at", BADGE_SORTS)
+
+
+def test_employee_sort_by_name_the_references_own_example():
+    assert build_sort("-name", EMPLOYEE_SORTS) == "-name"
+    assert build_sort(["name", "-created_at"], EMPLOYEE_SORTS) == "name|-created_at"
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"query": ":abc"}, "must not start with ':'"),  # "query:::abc" splits two ways
+        ({"badge_template_id": ["ok", ":x"]}, "must not start with ':'"),
+        ({"query": "a|"}, "must not contain '|'"),
+        ({"recipient_email": "x::y@example.com"}, "must not contain '::'"),
+        ("query:::abc", "must not start with ':'"),
+        ("query::a::b", "must not contain '::'"),
+        ("state::pending|state::accepted", "given twice"),  # one of the two would be dropped
+        ("query::   ", "must not be empty"),
+    ],
+)
+def test_separators_credly_cannot_parse_are_refused(filters, message):
+    with pytest.raises(ValueError, match=message):
+        build_filter(filters, BADGE_FILTERS)
+
+
+def test_single_colons_and_commas_in_text_values_are_kept():
+    assert build_filter({"query": "Smith, J: Dr"}, BADGE_FILTERS) == "query::Smith, J: Dr"
+    assert build_filter("query::a:b|state::pending,accepted", BADGE_FILTERS) == (
+        "query::a:b|state::pending,accepted"
+    )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_provider_credly.client import ApiError
+from airflow_provider_credly.client.errors import MalformedResponseError
 from airflow_provider_credly.client.http import ApiResponse
 from airflow_provider_credly.client.pagination import Page, credly_page, decode_records, encode_records
 
@@ -28,20 +28,26 @@ def test_credly_page_keeps_the_records_as_sent_and_parses_them_on_first_use():
     assert page.items == [{"id": "1", "name": "é"}, {"id": "2"}]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [b'{"data": null, "metadata": null}', b'{"metadata": {}}', b"", b"[1, 2]", b'{"data": []}'],
-)
-def test_credly_page_without_records_is_an_empty_last_page(body):
-    page = credly_page(_resp(body))
+def test_credly_page_with_no_records_and_a_null_cursor_is_an_empty_last_page():
+    page = credly_page(_resp(b'{"data": [], "metadata": {"next_page_url": null}}'))
     assert page.items == []
     assert page.records_json == b"[]"
     assert page.next_url is None
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"data": null, "metadata": null}', b'{"metadata": {}}', b"", b"[1, 2]", b'{"data": []}'],
+)
+def test_credly_page_without_the_whole_envelope_is_malformed_not_an_empty_last_page(body):
+    # The old rule read these as an empty last page: a walk then ended early and lost the rest.
+    with pytest.raises(MalformedResponseError):
+        credly_page(_resp(body))
+
+
 def test_credly_page_with_data_that_is_not_a_list_is_an_error():
-    with pytest.raises(ApiError, match="expected a list"):
-        credly_page(_resp(b'{"data": {"message": "x"}, "metadata": {}}'))
+    with pytest.raises(MalformedResponseError, match="data array"):
+        credly_page(_resp(b'{"data": {"message": "x"}, "metadata": {"next_page_url": null}}'))
 
 
 def test_page_built_from_items_encodes_them_once_as_compact_json():

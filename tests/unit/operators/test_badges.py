@@ -6,7 +6,7 @@ HTTP is served by ``responses`` (Credly's documented bodies); the connection com
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from tests.unit.operators.conftest import BASE, ORG
 from tests.unit.test_badge_actions import ALREADY_REPLACED, ALREADY_REVOKED, DELETE_REPLACED, REVOKE_REPLACED
 
 BADGES = f"{BASE}/organizations/{ORG}/badges"
-LOGICAL = datetime(2026, 3, 1, 6, 30, tzinfo=timezone.utc)
+LOGICAL = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
 DUPLICATE = {
     "data": {
         "message": "Validation failed: User already has this badge",
@@ -88,7 +88,7 @@ def test_issue_template_fields_cover_every_user_argument() -> None:
 
 
 def test_run_date_falls_back_when_the_run_has_no_logical_date() -> None:
-    end = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    end = datetime(2026, 1, 2, tzinfo=UTC)
     assert run_date({"logical_date": None, "data_interval_end": end}) == end
     assert run_date({}).tzinfo is not None
 
@@ -124,7 +124,9 @@ def test_issue_invalid_input_fails_before_any_call() -> None:
 @pytest.mark.parametrize(("if_exists", "raises"), [("return", False), ("fail", True)])
 def test_issue_duplicate_422_resolves_to_the_existing_badge(if_exists: str, raises: bool) -> None:
     responses.post(BADGES, json=DUPLICATE, status=422)
-    responses.get(BADGES, json={"data": [badge("old-1", state="accepted")], "metadata": {}})
+    responses.get(
+        BADGES, json={"data": [badge("old-1", state="accepted")], "metadata": {"next_page_url": None}}
+    )
     op = issue_op(if_exists=if_exists)
     if raises:
         with pytest.raises(AirflowException, match="already exists: old-1"):
@@ -136,7 +138,7 @@ def test_issue_duplicate_422_resolves_to_the_existing_badge(if_exists: str, rais
 
 @responses.activate
 def test_issue_on_task_retry_looks_up_before_posting() -> None:
-    lookup = responses.get(BADGES, json={"data": [badge("b1")], "metadata": {}})
+    lookup = responses.get(BADGES, json={"data": [badge("b1")], "metadata": {"next_page_url": None}})
     post = responses.post(BADGES, json={"data": badge("b2")}, status=201)
     result = issue_op().execute(ctx(try_number=2))
     assert (result["outcome"], result["id"]) == ("already_existed", "b1")
@@ -147,7 +149,8 @@ def test_issue_on_task_retry_looks_up_before_posting() -> None:
 @responses.activate
 def test_issue_unknown_outcome_adopts_the_badge_it_created() -> None:
     responses.post(BADGES, json={"data": {"message": "oops"}}, status=502)
-    responses.get(BADGES, json={"data": [badge("b9")], "metadata": {}})
+    created = {**badge("b9"), "created_at": datetime.now(UTC).isoformat()}  # by that POST
+    responses.get(BADGES, json={"data": [created], "metadata": {"next_page_url": None}})
     result = issue_op().execute(ctx())
     assert (result["outcome"], result["id"]) == ("issued", "b9")
     assert sum(1 for c in responses.calls if c.request.method == "POST") == 1
@@ -203,7 +206,7 @@ def test_bulk_fails_over_max_failures_and_pushes_the_report() -> None:
     responses.post(
         BADGES, json={"data": {"message": "Validation failed: Badge template not found"}}, status=422
     )
-    responses.get(BADGES, json={"data": [], "metadata": {}})
+    responses.get(BADGES, json={"data": [], "metadata": {"next_page_url": None}})
     op = CredlyBulkIssueBadgesOperator(
         task_id="bulk",
         rows=bulk_rows(5),

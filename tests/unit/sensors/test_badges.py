@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
@@ -68,7 +68,7 @@ def test_poke_changed_since_compares_exact_times(emu):
     state = emu.state
     badge = state.find_badges(state="accepted")[0]
     state.revoke_badge(badge["id"], reason="test")
-    since = datetime.now(timezone.utc).replace(microsecond=0)
+    since = datetime.now(UTC).replace(microsecond=0)
     state.issue_badge(
         badge_template_id=state.templates[3].id,
         recipient_email="fresh@example.com",
@@ -90,7 +90,7 @@ def test_deferrable_returns_at_once_when_already_matching(emu):
 
 def test_deferrable_defers_with_an_absolute_deadline(emu):
     sensor = _sensor(deferrable=True, filters={"recipient_email": "later@example.com"}, min_count=1)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     with pytest.raises(TaskDeferred) as info:
         sensor.execute({})
     trigger = info.value.trigger

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,7 +28,7 @@ from airflow_provider_credly.testing import (
     spawn_emulator_process,
 )
 
-UTC = timezone.utc
+UTC = UTC
 MINIMAL_KEYS = {
     "id", "issued_to", "issued_to_first_name", "issued_to_middle_name", "issued_to_last_name",
     "issuer_earner_id", "locale", "public", "recipient_email", "state", "badge_url", "updated_at",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -40,8 +40,11 @@ def test_serialized_kwargs_never_hold_the_token(emulator_conn):
 
 
 def test_badge_filter_validates_before_waiting():
-    since = datetime(2026, 11, 20, 5, tzinfo=timezone.utc)
-    assert badge_filter({"state": "accepted"}, since) == "state::accepted|updated_at_min::2026-11-20"
+    since = datetime(2026, 11, 20, 5, tzinfo=UTC)
+    # a day earlier than since's UTC date: no time zone reading of Credly's day filter can drop a change
+    assert badge_filter({"state": "accepted"}, since) == "state::accepted|updated_at_min::2026-11-19"
+    local = datetime(2026, 11, 20, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # 2026-11-21 04:30 UTC
+    assert badge_filter(None, local) == "updated_at_min::2026-11-20"
     with pytest.raises(ValueError, match="unknown filter"):
         badge_filter({"colour": "red"}, None)
     with pytest.raises(ValueError, match="state"):
@@ -118,7 +121,7 @@ def test_run_polls_until_a_badge_appears_without_blocking_the_loop(emulator_conn
         credly_conn_id="credly_test",
         filter_text=badge_filter({"recipient_email": email}, None),
         poll_interval=0.1,
-        end_time=(datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat(),
+        end_time=(datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
     )
     payload, ticks = asyncio.run(_collect(trigger))
     issuer.join()
@@ -134,7 +137,7 @@ def test_run_times_out_at_the_absolute_deadline(emulator_conn):
         credly_conn_id="credly_test",
         filter_text=badge_filter({"recipient_email": "nobody@example.com"}, None),
         poll_interval=60,
-        end_time=(datetime.now(timezone.utc) + timedelta(seconds=0.3)).isoformat(),
+        end_time=(datetime.now(UTC) + timedelta(seconds=0.3)).isoformat(),
     )
     started = time.monotonic()
     payload, _ = asyncio.run(_collect(trigger))

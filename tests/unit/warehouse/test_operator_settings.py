@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,7 @@ def test_bad_settings_fail_before_any_io(kwargs, message):
 
 
 def test_incremental_since_uses_the_interval_start_minus_overlap():
-    start = datetime(2026, 11, 23, 0, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)
     assert incremental_since(start, timedelta(hours=1)) == "2026-11-22"
     assert incremental_since(start, timedelta(0)) == "2026-11-23"
     assert incremental_since(start, timedelta(days=1), watermark="2026-01-05") == "2026-01-05"
@@ -71,7 +71,7 @@ def test_incremental_since_uses_the_interval_start_minus_overlap():
 def test_incremental_filters_carry_the_watermark_and_since_until():
     op = _op(mode="incremental", since="2024-01-01", until="2024-06-30", filters={"state": "accepted"})
     op.bootstrap_run = False
-    filters, since = op.build_filters({"data_interval_start": datetime(2026, 3, 2, 5, tzinfo=timezone.utc)})
+    filters, since = op.build_filters({"data_interval_start": datetime(2026, 3, 2, 5, tzinfo=UTC)})
     assert since == "2026-03-01"
     assert filters == {
         "state": "accepted",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -51,8 +51,8 @@ def test_extract_row_default_format():
     assert row["badge_template_name"] == "Cloud Expert"
     assert row["user_id"] == "u1"
     assert row["public"] is False
-    assert row["issued_at"] == datetime(2025, 8, 6, 14, 41, tzinfo=timezone.utc)
-    assert row["updated_at"] == datetime(2025, 8, 6, 20, 0, tzinfo=timezone.utc)  # offset converted to UTC
+    assert row["issued_at"] == datetime(2025, 8, 6, 14, 41, tzinfo=UTC)
+    assert row["updated_at"] == datetime(2025, 8, 6, 20, 0, tzinfo=UTC)  # offset converted to UTC
     assert row["expires_at"] is None
     assert row["revocation_reason"] == "oops"
     assert json.loads(row["raw"]) == DEFAULT
@@ -111,7 +111,7 @@ def test_table_name_parts():
 
 def test_parse_timestamp():
     assert parse_timestamp(None) is None
-    assert parse_timestamp("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert parse_timestamp("2026-01-02 03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert parse_timestamp("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_timestamp("2026-01-02 03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     with pytest.raises(ValueError):
         parse_timestamp("soon")

@@ -24,6 +24,7 @@ from airflow_provider_credly.warehouse import (
     run_transfer,
 )
 from airflow_provider_credly.warehouse.records import page_records
+from airflow_provider_credly.warehouse.transfer import IncompleteLoadError
 from airflow_provider_credly.warehouse.writers import LoadMeta, dedupe_by_key
 
 TABLE = TableName.parse("badges")
@@ -308,6 +309,24 @@ def test_transfer_resumes_exactly_after_a_failure(make_writer):
     again = run_transfer(open_pages=opener, writer=writer, key="k", fingerprint="f", batch_rows=20)
     assert again.resumed is False
     assert seen_urls[-1] is None
+
+
+def test_a_source_that_stops_before_its_cursor_ends_never_finishes_the_load(make_writer):
+    items = [_badge(i) for i in range(50)]
+    writer = make_writer()
+
+    def stops_early(start):
+        for page in _pages(items)(start):
+            if page.url == "u30":  # the source ends although page u20 named a next page
+                return
+            yield page
+
+    with pytest.raises(IncompleteLoadError, match="resumable after page 3"):
+        run_transfer(open_pages=stops_early, writer=writer, key="k", fingerprint="f", batch_rows=20)
+    cp = CheckpointStore(writer).load("k")
+    assert (cp.status, cp.pages, cp.next_url, writer.count()) == ("running", 3, "30", 30)
+    result = run_transfer(open_pages=_pages(items), writer=writer, key="k", fingerprint="f", batch_rows=20)
+    assert (result.resumed, result.rows, writer.count()) == (True, 50, 50)
 
 
 def test_transfer_does_not_resume_another_request(tmp_path):
