@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from . import render
@@ -52,7 +52,6 @@ from .store import (
 from .util import (
     EMAIL_RE,
     NONE_TS,
-    UTC,
     iso_ms,
     parse_timestamp,
     stable_uuid,

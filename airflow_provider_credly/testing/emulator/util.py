@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-UTC = UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NONE_TS = -(1 << 62)
 """Sentinel stored in timestamp columns for ``null``."""
