@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from airflow_provider_credly.client import CredlyClient, RetryPolicy
-from airflow_provider_credly.issuing import run_bulk_issue, validate_rows
+from airflow_provider_credly.issuing.credly import run_bulk_issue, validate_rows
 from airflow_provider_credly.testing import spawn_emulator_process
 
 

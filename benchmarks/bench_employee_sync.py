@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from airflow_provider_credly.employee_sync import plan_sync, validate_roster
+from airflow_provider_credly.sync.employees import plan_sync, validate_roster
 
 
 def rss_mb() -> float:

@@ -64,7 +64,7 @@ def credly_hr_roster_sync() -> None:
         if not params["seed_demo_data"]:
             return 0
         from airflow_provider_credly.hooks.credly import CredlyHook
-        from airflow_provider_credly.sql_rows import check_table_name, get_db_hook
+        from airflow_provider_credly.hooks.sql import check_table_name, get_db_hook
 
         rows = []
         for i, emp in enumerate(

@@ -56,7 +56,7 @@ def credly_issue_course_completions() -> None:
         if not params["seed_demo_data"]:
             return 0
         from airflow_provider_credly.hooks.credly import CredlyHook
-        from airflow_provider_credly.sql_rows import check_table_name, get_db_hook
+        from airflow_provider_credly.hooks.sql import check_table_name, get_db_hook
 
         template = params["badge_template_id"]
         if not template:  # demo only: a template of the organization that refuses duplicate badges

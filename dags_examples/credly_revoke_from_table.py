@@ -41,7 +41,7 @@ def credly_revoke_from_table() -> None:
         if not params["seed_demo_data"]:
             return 0
         from airflow_provider_credly.hooks.credly import CredlyHook
-        from airflow_provider_credly.sql_rows import check_table_name, get_db_hook
+        from airflow_provider_credly.hooks.sql import check_table_name, get_db_hook
 
         client = CredlyHook(params["credly_conn_id"]).client
         active = client.iter_badges({"state": ["pending", "accepted"]}, sort="-issued_at")

@@ -1,7 +1,7 @@
 """Operators that revoke, delete and replace Credly badges (re-exported by
 :mod:`airflow_provider_credly.operators.badges`).
 
-The work itself lives in :mod:`airflow_provider_credly.badge_actions`; these classes only turn Airflow
+The work itself lives in :mod:`airflow_provider_credly.actions.credly`; these classes only turn Airflow
 arguments and context into calls and results.
 """
 
@@ -12,14 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_credly.badge_actions import (
-    ActionResult,
-    actions_xcom,
-    delete_badge,
-    replace_badge,
-    revoke_badge,
-    run_actions,
-)
+from airflow_provider_credly.actions.credly import delete_badge, replace_badge, revoke_badge
+from airflow_provider_credly.actions.results import ActionResult, actions_xcom, run_actions
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_replace_payload
 from airflow_provider_credly.operators.base import CredlyBaseOperator, load_rows, run_date, try_number

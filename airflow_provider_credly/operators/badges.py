@@ -1,6 +1,6 @@
 """Operators that issue, replace, revoke and delete Credly badges.
 
-The issuing operators are here, their work in :mod:`airflow_provider_credly.issuing`; the replace, revoke
+The issuing operators are here, their work in :mod:`airflow_provider_credly.issuing.credly`; the replace, revoke
 and delete operators live in :mod:`airflow_provider_credly.operators.badge_actions` and are re-exported.
 These classes only turn Airflow arguments and context into calls and results.
 """
@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_credly.client.payloads import build_issue_payload
-from airflow_provider_credly.issuing import BadgeIssuer, IfExists, run_bulk_issue, validate_rows
+from airflow_provider_credly.issuing.bulk import IfExists
+from airflow_provider_credly.issuing.credly import BadgeIssuer, run_bulk_issue, validate_rows
 from airflow_provider_credly.operators.badge_actions import (
     CredlyDeleteBadgeOperator,
     CredlyReplaceBadgeOperator,

@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_credly.hooks.credly import CredlyHook
-from airflow_provider_credly.issuing import BulkIssueReport, IssueResult
+from airflow_provider_credly.issuing.bulk import BulkIssueReport, IssueResult
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -100,7 +100,7 @@ def load_rows(
 
     :param what: the name of the ``rows`` argument, for error messages.
     """
-    from airflow_provider_credly.sql_rows import iter_query_rows, map_row  # common.sql: imported on use
+    from airflow_provider_credly.hooks.sql import iter_query_rows, map_row  # common.sql: imported on use
 
     if (rows is None) == (sql is None):
         raise ValueError(f"give exactly one of {what} or sql")
@@ -332,7 +332,7 @@ class BulkRowsMixin:
         )
 
         def write(report: BulkIssueReport) -> None:
-            from airflow_provider_credly.sql_rows import write_rows
+            from airflow_provider_credly.hooks.sql import write_rows
 
             now = datetime.now(UTC).replace(tzinfo=None)
             keys = [key for _, _, key in self.report_row_columns]

@@ -1,6 +1,6 @@
 """Operators that award and revoke Canvas Credentials (Badgr) assertions.
 
-The work lives in :mod:`airflow_provider_credly.canvas_issuing`; these classes turn Airflow arguments and
+The work lives in :mod:`airflow_provider_credly.issuing.canvas`; these classes turn Airflow arguments and
 context into calls and small XCom results.
 """
 
@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_credly.badge_actions import actions_xcom
-from airflow_provider_credly.canvas_issuing import (
+from airflow_provider_credly.actions.canvas import revoke_assertions
+from airflow_provider_credly.actions.results import actions_xcom
+from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
+from airflow_provider_credly.issuing.bulk import IfExists
+from airflow_provider_credly.issuing.canvas import (
     CanvasAssertionIssuer,
-    revoke_assertions,
     run_bulk_award,
     validate_assertion_rows,
 )
-from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
-from airflow_provider_credly.issuing import IfExists
 from airflow_provider_credly.operators.base import (
     BulkRowsMixin,
     as_list,

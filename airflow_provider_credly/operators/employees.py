@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_credly.employee_sync import (
+from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, load_rows
+from airflow_provider_credly.sync.employees import (
     SyncKey,
     SyncResult,
     execute_plan,
     plan_sync,
     validate_roster,
 )
-from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, load_rows
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

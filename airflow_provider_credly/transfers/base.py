@@ -18,7 +18,7 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_credly.client.filters import format_date
 from airflow_provider_credly.client.pagination import Page
-from airflow_provider_credly.sql_rows import get_db_hook
+from airflow_provider_credly.hooks.sql import get_db_hook
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
 from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
 from airflow_provider_credly.warehouse.transfer import run_transfer

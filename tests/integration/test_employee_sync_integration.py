@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_credly.employee_sync import DeleteGuardError
 from airflow_provider_credly.operators.employees import CredlyEmployeeSyncOperator
+from airflow_provider_credly.sync.employees import DeleteGuardError
 from tests.conftest import set_connection
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import requests
 
 from airflow_provider_credly.client import CredlyClient, MalformedResponseError, RetryPolicy
 from airflow_provider_credly.client.payloads import build_issue_payload
-from airflow_provider_credly.issuing import BadgeIssuer
+from airflow_provider_credly.issuing.credly import BadgeIssuer
 from airflow_provider_credly.testing.emulator import EmulatorState, run_emulator
 from tests.integration.transfer_support import (
     emulator_fixture,  # noqa: F401  (the ``emulator`` fixture: 20,000 badges, 500 per page)

@@ -70,7 +70,7 @@ def test_issue_course_completions_from_postgres(airflow_db, credly_conn, postgre
     dr = run_dag(dag, run_conf={"sql_conn_id": "postgres_warehouse", "demo_rows": 10})
     assert task_states(dr)["issue_badges"] == "success"
     assert xcom(dr, "issue_badges")["issued"] == 10
-    from airflow_provider_credly.sql_rows import get_db_hook
+    from airflow_provider_credly.hooks.sql import get_db_hook
 
     rows = get_db_hook("postgres_warehouse").get_records(
         "select outcome, count(*) from credly_issue_report group by 1"

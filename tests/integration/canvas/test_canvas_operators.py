@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_credly.issuing import InvalidRowsError
+from airflow_provider_credly.issuing.bulk import InvalidRowsError
 from airflow_provider_credly.operators.canvas_credentials import (
     CanvasCredentialsBulkIssueAssertionsOperator,
     CanvasCredentialsIssueAssertionOperator,

@@ -196,7 +196,8 @@ def test_expires_at_must_be_strictly_after_issued_at():
 
 
 def test_expires_at_is_checked_against_a_defaulted_issued_at():
-    from airflow_provider_credly.issuing import InvalidRowsError, validate_rows
+    from airflow_provider_credly.issuing.bulk import InvalidRowsError
+    from airflow_provider_credly.issuing.credly import validate_rows
 
     rows = [
         {**VALID, "issued_at": None, "expires_at": "2025-01-01"},
@@ -209,7 +210,8 @@ def test_expires_at_is_checked_against_a_defaulted_issued_at():
 
 
 def test_bulk_rows_report_every_bad_row_and_field_at_once():
-    from airflow_provider_credly.issuing import InvalidRowsError, validate_rows
+    from airflow_provider_credly.issuing.bulk import InvalidRowsError
+    from airflow_provider_credly.issuing.credly import validate_rows
 
     rows = [
         VALID,

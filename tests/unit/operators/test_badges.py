@@ -13,7 +13,7 @@ import pytest
 import responses
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_credly.issuing import InvalidRowsError
+from airflow_provider_credly.issuing.bulk import InvalidRowsError
 from airflow_provider_credly.operators.badges import (
     CredlyBulkIssueBadgesOperator,
     CredlyDeleteBadgeOperator,
@@ -22,8 +22,8 @@ from airflow_provider_credly.operators.badges import (
     CredlyRevokeBadgeOperator,
     run_date,
 )
+from tests.unit.actions.test_credly import ALREADY_REPLACED, ALREADY_REVOKED, DELETE_REPLACED, REVOKE_REPLACED
 from tests.unit.operators.conftest import BASE, ORG
-from tests.unit.test_badge_actions import ALREADY_REPLACED, ALREADY_REVOKED, DELETE_REPLACED, REVOKE_REPLACED
 
 BADGES = f"{BASE}/organizations/{ORG}/badges"
 LOGICAL = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)

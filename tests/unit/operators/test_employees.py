@@ -9,9 +9,9 @@ import pytest
 import responses
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_credly.employee_sync import DeleteGuardError
-from airflow_provider_credly.issuing import InvalidRowsError
+from airflow_provider_credly.issuing.bulk import InvalidRowsError
 from airflow_provider_credly.operators.employees import CredlyEmployeeSyncOperator
+from airflow_provider_credly.sync.employees import DeleteGuardError
 from tests.unit.operators.conftest import BASE, ORG
 from tests.unit.operators.test_badges import ctx
 

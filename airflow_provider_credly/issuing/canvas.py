@@ -1,32 +1,28 @@
-"""Exactly-once Canvas Credentials awards (one and bulk) and revocations. Pure Python: no Airflow import.
+"""Exactly-once Canvas Credentials awards, one and bulk. Pure Python: no Airflow import.
 
-The rule is the Credly issuers' (:mod:`airflow_provider_credly.issuing`), with the server's help: every
-award is sent with ``allowDuplicateAwards: false``, so the HTTP core may repeat a POST whose outcome is
-unknown, and the "A previous award of this badge already exists" 400 (from such a repeat, or from an
+The rule is the Credly issuer's (:mod:`airflow_provider_credly.issuing.credly`), with the server's help:
+every award is sent with ``allowDuplicateAwards: false``, so the HTTP core may repeat a POST whose outcome
+is unknown, and the "A previous award of this badge already exists" 400 (from such a repeat, or from an
 earlier task try) resolves to the recipient's existing assertion of the badge class: ``issued`` when it was
 created at or after the row's first attempt (the task's first try on retries), else ``already_existed``
 (or ``failed`` with ``if_exists="fail"``). Any other 400 fails the row with the server's message. The
-per-row bookkeeping (:class:`IssueResult`,
-:class:`BulkIssueReport`, :class:`InvalidRowsError`), the issuer's claims, pacing and ``if_exists`` rule
-(:class:`ExactlyOnceIssuer`, which also tells this task's items from older ones), the bulk runner (:func:`run_bulk`: worker pool, adaptive concurrency limit,
-failure threshold, progress) and the revoke runner (:func:`run_actions`) are the Credly ones.
+bookkeeping and the bulk runner are :mod:`airflow_provider_credly.issuing.bulk`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_credly.badge_actions import ActionResult, run_actions
 from airflow_provider_credly.client.canvas import (
     CanvasCredentialsClient,
     build_assertion_payload,
     is_duplicate_award_error,
 )
+from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate
 from airflow_provider_credly.client.errors import (
     UNKNOWN_OUTCOME_ERRORS,
     ApiError,
@@ -34,8 +30,7 @@ from airflow_provider_credly.client.errors import (
     ValidationError,
 )
 from airflow_provider_credly.client.payloads import PayloadError
-from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate
-from airflow_provider_credly.issuing import (
+from airflow_provider_credly.issuing.bulk import (
     BulkIssueReport,
     ExactlyOnceIssuer,
     IfExists,
@@ -43,15 +38,6 @@ from airflow_provider_credly.issuing import (
     IssueResult,
     run_bulk,
 )
-
-__all__ = [
-    "ASSERTION_FIELDS",
-    "CanvasAssertionIssuer",
-    "assertion_summary",
-    "revoke_assertions",
-    "run_bulk_award",
-    "validate_assertion_rows",
-]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +61,6 @@ _ALIASES = {
     "email": "recipient_identity",
     "badge_class_id": "badgeclass",
 }
-_ALREADY_REVOKED = re.compile(r"already\s+(been\s+)?revoked", re.I)
 
 
 def assertion_summary(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -297,7 +282,7 @@ def run_bulk_award(
     progress_every: float = 10.0,
 ) -> BulkIssueReport:
     """Award every validated row once; stops taking new rows once failures exceed ``max_failures``
-    (the runner is :func:`~airflow_provider_credly.issuing.run_bulk`, as for Credly badges).
+    (the runner is :func:`~airflow_provider_credly.issuing.bulk.run_bulk`, as for Credly badges).
 
     :param since: epoch seconds when the task's first try started (on retries): assertions created since
         then are reported ``issued``, older ones by ``if_exists``.
@@ -322,36 +307,4 @@ def run_bulk_award(
         stop=stop,
         progress=progress,
         progress_every=progress_every,
-    )
-
-
-def _revoke_one(client: CanvasCredentialsClient, entity_id: str, reason: str | None) -> ActionResult:
-    try:
-        client.revoke_assertion(entity_id, reason)
-        return ActionResult(entity_id, "revoked", entity_id)
-    except ValidationError as exc:
-        if any(_ALREADY_REVOKED.search(m) for m in exc.messages):
-            return ActionResult(entity_id, "already_revoked", entity_id)
-        return ActionResult(
-            entity_id, "failed", None, None, f"rejected ({exc.status}): {'; '.join(exc.messages)}"
-        )
-    except ApiError as exc:
-        return ActionResult(entity_id, "failed", None, None, str(exc))
-
-
-def revoke_assertions(
-    client: CanvasCredentialsClient,
-    entity_ids: Sequence[str],
-    reason: str | None = None,
-    *,
-    workers: int = 4,
-    max_failures: int = 0,
-) -> list[ActionResult]:
-    """Revoke assertions (``DELETE /v2/assertions/{id}``); an already revoked one is ``already_revoked``
-    (so a retried revoke whose first response was lost still succeeds)."""
-    return run_actions(
-        entity_ids,
-        lambda i: _revoke_one(client, entity_ids[i], reason),
-        workers=workers,
-        max_failures=max_failures,
     )

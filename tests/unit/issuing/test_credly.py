@@ -11,16 +11,13 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate, run_pool
 from airflow_provider_credly.client.errors import ApiConnectionError, ServerError, ValidationError
 from airflow_provider_credly.client.pagination import Page
-from airflow_provider_credly.concurrency import AdaptiveLimiter, RequestRate, run_pool
-from airflow_provider_credly.issuing import (
+from airflow_provider_credly.issuing.bulk import BulkIssueReport, InvalidRowsError, IssueResult, run_bulk
+from airflow_provider_credly.issuing.credly import (
     BadgeIssuer,
-    BulkIssueReport,
-    InvalidRowsError,
-    IssueResult,
     is_duplicate_badge_error,
-    run_bulk,
     run_bulk_issue,
     validate_rows,
 )

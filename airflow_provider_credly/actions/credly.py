@@ -1,4 +1,4 @@
-"""Revoke, delete and replace badges with Credly's documented 422s mapped to clear outcomes.
+"""Revoke, delete and replace Credly badges with Credly's documented 422s mapped to clear outcomes.
 Pure Python: no Airflow import.
 
 * A replaced badge can be neither revoked nor replaced again: Credly answers 422 with the current version's
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_credly.actions.results import ActionResult
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.errors import (
     UNKNOWN_OUTCOME_ERRORS,
@@ -25,57 +24,19 @@ from airflow_provider_credly.client.errors import (
     NotFoundError,
     ValidationError,
 )
-from airflow_provider_credly.concurrency import run_pool
-
-__all__ = [
-    "ActionResult",
-    "actions_xcom",
-    "delete_badge",
-    "find_current_version",
-    "replace_badge",
-    "revoke_badge",
-    "run_actions",
-]
 
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 10
+
+
 PROBE_REASON = "airflow-provider-credly: locate the current version of a replaced badge"
+
+
 _ALREADY_REVOKED = re.compile(r"already\s+(been\s+)?revoked", re.IGNORECASE)
+
+
 _DELETE_REPLACED = re.compile(r"delete\s+replaced", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What happened to one requested badge.
-
-    :ivar badge_id: the badge id as requested.
-    :ivar outcome: ``revoked``, ``already_revoked``, ``deleted``, ``already_deleted``, ``replaced``,
-        ``already_replaced`` or ``failed``.
-    :ivar acted_on: the badge actually acted on (the current version when a replacement was followed).
-    :ivar new_badge_id: for replace, the new badge; for a replaced badge, its current version.
-    :ivar detail: why it failed, or a note.
-    """
-
-    badge_id: str
-    outcome: str
-    acted_on: str | None = None
-    new_badge_id: str | None = None
-    detail: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the badge is now in the requested state."""
-        return self.outcome != "failed"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-safe dict without empty keys."""
-        out = {"badge_id": self.badge_id, "outcome": self.outcome}
-        for key in ("acted_on", "new_badge_id", "detail"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        return out
 
 
 def _replaced_message(action: str, badge_id: str, current: str | None) -> str:
@@ -215,53 +176,3 @@ def replace_badge(
         except ApiError as exc:
             return ActionResult(badge_id, "failed", None, None, str(exc))
         return ActionResult(badge_id, "replaced", target, str(new.get("id")) if new.get("id") else None)
-
-
-def run_actions(
-    badge_ids: Sequence[str],
-    action: Callable[[int], ActionResult],
-    *,
-    workers: int = 4,
-    max_failures: int = 0,
-) -> list[ActionResult]:
-    """Run ``action(i)`` for every id on a few threads; stops taking new ids once failures exceed
-    ``max_failures`` (ids not attempted are reported ``failed`` with "not attempted").
-    """
-    results: list[ActionResult | None] = [None] * len(badge_ids)
-    stop = threading.Event()
-    lock = threading.Lock()
-    failures = 0
-
-    def work(i: int) -> None:
-        nonlocal failures
-        result = action(i)
-        with lock:
-            results[i] = result
-            if not result.ok:
-                failures += 1
-                if failures > max_failures:
-                    stop.set()
-
-    run_pool(len(badge_ids), work, workers=workers, stop=stop)
-    return [
-        r
-        or ActionResult(badge_ids[i], "failed", None, None, "not attempted: stopped after too many failures")
-        for i, r in enumerate(results)
-    ]
-
-
-def actions_xcom(results: Sequence[ActionResult], max_rows: int = 1000) -> dict[str, Any]:
-    """``{"counts": {outcome: n}, "failed": n, "total": n, "results": [...], "results_truncated": bool}``,
-    listing failed results first when capped.
-    """
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    listed = sorted(results, key=lambda r: r.ok)[:max_rows]
-    return {
-        "counts": counts,
-        "failed": counts.get("failed", 0),
-        "total": len(results),
-        "results": [r.as_dict() for r in listed],
-        "results_truncated": len(results) > len(listed),
-    }

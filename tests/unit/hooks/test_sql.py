@@ -7,7 +7,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from airflow_provider_credly.sql_rows import (
+from airflow_provider_credly.hooks.sql import (
     check_table_name,
     get_db_hook,
     iter_query_rows,

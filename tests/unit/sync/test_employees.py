@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_credly.client.errors import NotFoundError, ServerError, ValidationError
-from airflow_provider_credly.employee_sync import (
+from airflow_provider_credly.issuing.bulk import InvalidRowsError
+from airflow_provider_credly.sync.employees import (
     DeleteGuardError,
     execute_plan,
     plan_sync,
     validate_roster,
 )
-from airflow_provider_credly.issuing import InvalidRowsError
 
 
 def person(i: int, **extra: Any) -> dict[str, Any]:

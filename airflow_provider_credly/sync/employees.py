@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from airflow_provider_credly.client.concurrency import run_pool
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.errors import ApiError, ValidationError
 from airflow_provider_credly.client.payloads import (
@@ -22,8 +23,7 @@ from airflow_provider_credly.client.payloads import (
     PayloadError,
     build_employee_payload,
 )
-from airflow_provider_credly.concurrency import run_pool
-from airflow_provider_credly.issuing import InvalidRowsError
+from airflow_provider_credly.issuing.bulk import InvalidRowsError
 
 __all__ = [
     "ACTIONS",

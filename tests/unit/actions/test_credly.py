@@ -7,14 +7,8 @@ import json
 import pytest
 import responses
 
-from airflow_provider_credly.badge_actions import (
-    PROBE_REASON,
-    actions_xcom,
-    delete_badge,
-    replace_badge,
-    revoke_badge,
-    run_actions,
-)
+from airflow_provider_credly.actions.credly import PROBE_REASON, delete_badge, replace_badge, revoke_badge
+from airflow_provider_credly.actions.results import actions_xcom, run_actions
 from airflow_provider_credly.client import CredlyClient, RetryPolicy
 
 BASE = "https://api.credly.test/v1"

@@ -7,19 +7,19 @@ import json
 import pytest
 import responses
 
-from airflow_provider_credly.canvas_issuing import (
-    CanvasAssertionIssuer,
-    revoke_assertions,
-    run_bulk_award,
-    validate_assertion_rows,
-)
+from airflow_provider_credly.actions.canvas import revoke_assertions
 from airflow_provider_credly.client import HttpClient, RetryPolicy
 from airflow_provider_credly.client.canvas import (
     CanvasCredentialsClient,
     CanvasTokenAuth,
     canvas_error_details,
 )
-from airflow_provider_credly.issuing import InvalidRowsError
+from airflow_provider_credly.issuing.bulk import InvalidRowsError
+from airflow_provider_credly.issuing.canvas import (
+    CanvasAssertionIssuer,
+    run_bulk_award,
+    validate_assertion_rows,
+)
 
 BASE = "https://api.badgr.io"
 POST_URL = f"{BASE}/v2/badgeclasses/B1/assertions"
