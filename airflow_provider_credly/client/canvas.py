@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -27,6 +26,7 @@ from airflow_provider_credly.client.http import ApiResponse, HttpClient
 from airflow_provider_credly.client.pagination import Page, iter_pages
 from airflow_provider_credly.client.payloads import PayloadError
 from airflow_provider_credly.client.retry import RetryPolicy
+from airflow_provider_credly.client.times import format_iso_timestamp
 
 __all__ = [
     "ASSERTION_SCOPES",
@@ -92,20 +92,6 @@ def resolve_base_url(host: str | None = None, region: str | None = None) -> str:
 # -------------------------------------------------------------------------------------------- payloads
 
 
-def _iso(value: Any, what: str) -> str:
-    if isinstance(value, datetime):
-        aware: datetime = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.isoformat()
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC).isoformat()
-    text = str(value).strip()
-    try:
-        datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{what} {value!r} is not an ISO 8601 timestamp") from None
-    return text
-
-
 def build_assertion_payload(
     *,
     recipient_identity: str = "",
@@ -152,7 +138,7 @@ def build_assertion_payload(
         if value in (None, ""):
             continue
         try:
-            body[key] = _iso(value, key)
+            body[key] = format_iso_timestamp(value, key)
         except ValueError as exc:
             problems.append(str(exc))
     if problems:

@@ -104,11 +104,6 @@ class CanvasTokenAuth(AuthBase):
                 self._renew()
         return True
 
-    def invalidate(self) -> None:
-        """Forget the access token; the next request obtains a new one."""
-        with self._lock:
-            self._refresh_at = 0.0
-
     def _current(self) -> tuple[str, int]:
         with self._lock:
             if self._access_token is None or self._clock() >= self._refresh_at:

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from airflow_provider_credly.client.http import HttpClient
 
@@ -128,19 +127,18 @@ class RequestRate:
 
 @contextmanager
 def observe_throttling(http: HttpClient, callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` for every 429 response the client receives (including those it retries itself)."""
+    """Call ``callback`` for every 429 response the client receives (including those it retries itself).
 
-    def hook(resp: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(resp, "status_code", None) == 429:
+    :param http: the client whose responses are watched.
+    :param callback: called once per 429, on the requesting thread.
+    """
+
+    def on_response(status: int) -> None:
+        if status == 429:
             callback()
-        return resp
 
-    hooks = http.session.hooks.setdefault("response", [])
-    hooks.append(hook)
-    try:
+    with http.observe(on_response):
         yield
-    finally:
-        hooks.remove(hook)
 
 
 def run_pool(count: int, work: Callable[[int], None], *, workers: int, stop: threading.Event) -> int:

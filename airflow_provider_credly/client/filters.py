@@ -6,12 +6,12 @@ fails with a clear ``ValueError`` before any HTTP request is made.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
+
+from airflow_provider_credly.client.times import format_date
 
 __all__ = [
     "BADGE_FILTERS",
@@ -24,13 +24,11 @@ __all__ = [
     "Kind",
     "build_filter",
     "build_sort",
-    "format_date",
     "parse_filter",
 ]
 
 BADGE_STATES = ("pending", "accepted", "rejected", "revoked")
 EMPLOYEE_STATES = ("created", "pending", "accepted", "rejected")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Kind(Enum):
@@ -48,16 +46,15 @@ class FilterSpec:
 
     kind: Kind
     choices: tuple[str, ...] = ()
-    multiple: bool = False
 
 
 _TEXT = FilterSpec(Kind.TEXT)
 _DATE = FilterSpec(Kind.DATE)
-_LIST = FilterSpec(Kind.LIST, multiple=True)
+_LIST = FilterSpec(Kind.LIST)
 
 BADGE_FILTERS: Mapping[str, FilterSpec] = {
     "query": _TEXT,
-    "state": FilterSpec(Kind.LIST, BADGE_STATES, multiple=True),
+    "state": FilterSpec(Kind.LIST, BADGE_STATES),
     "user_id": _TEXT,
     "issued_at_min": _DATE,
     "issued_at_max": _DATE,
@@ -99,25 +96,6 @@ EMPLOYEE_FILTERS: Mapping[str, FilterSpec] = {
 }
 # ``name`` is the reference's own example (``-name``: reverse-alphabetical), beside the four keys it lists.
 EMPLOYEE_SORTS = ("email", "created_at", "first_name", "last_name", "name")
-
-
-def format_date(value: Any, *, key: str = "value") -> str:
-    """``YYYY-MM-DD`` from a ``date``, a ``datetime`` (aware ones are converted to UTC first) or a string."""
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return str(value.strftime("%Y-%m-%d"))
-    if isinstance(value, date):
-        return str(value.strftime("%Y-%m-%d"))
-    if isinstance(value, str) and _DATE_RE.match(value.strip()):
-        text = value.strip()
-        try:
-            date.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
-            return text
-    raise ValueError(f"filter {key!r} needs a date (YYYY-MM-DD, date or datetime), got {value!r}")
 
 
 def _text(key: str, value: Any, *, item: bool = False) -> str:

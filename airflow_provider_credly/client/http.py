@@ -12,8 +12,10 @@ import logging
 import os
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar, overload
@@ -41,6 +43,7 @@ __all__ = [
     "ApiResponse",
     "ErrorDetails",
     "HttpClient",
+    "ResponseObserver",
     "ResponseParser",
     "credly_error_details",
     "json_object",
@@ -134,6 +137,9 @@ ErrorParser = Callable[[int, Any], ErrorDetails]
 
 ResponseParser = Callable[[ApiResponse], T]
 """Turns a successful response into what the caller wants, or raises :class:`MalformedResponseError`."""
+
+ResponseObserver = Callable[[int], None]
+"""Called with the status of every HTTP response the client receives (see :meth:`HttpClient.observe`)."""
 
 _MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
 
@@ -254,6 +260,9 @@ class HttpClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        # Replaced, never mutated, under the lock: the request loop reads it without locking.
+        self._observers: tuple[ResponseObserver, ...] = ()
+        self._observers_lock = threading.Lock()
         self.session = session or requests.Session()
         self.session.verify = verify
         self._read_environment(verify)
@@ -285,6 +294,26 @@ class HttpClient:
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
+
+    @contextmanager
+    def observe(self, observer: ResponseObserver) -> Iterator[None]:
+        """Call ``observer(status)`` for every response received while the block runs, on the thread that
+        sent the request: retried ones (a 429 before its retry, a 401 before the refresh) included.
+
+        Thread-safe; observers may be nested or added from several threads. An exception raised by an
+        observer propagates to the caller of :meth:`request`.
+
+        :param observer: called with the HTTP status code; it must be quick (it runs inside the request).
+        """
+        with self._observers_lock:
+            self._observers = (*self._observers, observer)
+        try:
+            yield
+        finally:
+            with self._observers_lock:
+                observers = list(self._observers)
+                observers.remove(observer)
+                self._observers = tuple(observers)
 
     def url_for(self, path_or_url: str) -> str:
         """Absolute URL for an API path, or the given absolute URL once checked to be on the API's host."""
@@ -403,6 +432,8 @@ class HttpClient:
                 self._sleep(delay)
                 continue
 
+            for observer in self._observers:
+                observer(resp.status_code)
             if resp.status_code == 401 and not refreshed and _refreshable(use_auth):
                 refreshed = True
                 resp.close()

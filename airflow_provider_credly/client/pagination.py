@@ -11,7 +11,6 @@ so (``next_page_url: null``; no ``rel="next"`` link).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,38 +19,16 @@ import msgspec
 
 from airflow_provider_credly.client.errors import ApiError, MalformedResponseError
 from airflow_provider_credly.client.http import ApiResponse, HttpClient, json_object, malformed_response
+from airflow_provider_credly.client.records_json import decode_records, encode_records
 
 __all__ = [
     "Page",
     "PageParser",
     "credly_page",
     "credly_resource",
-    "decode_records",
-    "encode_records",
     "iter_items",
     "iter_pages",
 ]
-
-_encoder = msgspec.json.Encoder()
-
-
-def decode_records(text: bytes | str) -> list[dict[str, Any]]:
-    """The records of a JSON array text (msgspec: about twice as fast as ``json.loads``)."""
-    try:
-        value = msgspec.json.decode(text)
-    except msgspec.DecodeError:  # e.g. an integer beyond 64 bits or NaN: the standard library decides
-        value = json.loads(text)
-    if not isinstance(value, list):
-        raise ValueError(f"expected a JSON array of records, got {type(value).__name__}")
-    return value
-
-
-def encode_records(items: Any) -> bytes:
-    """Compact JSON text of ``items`` (non-ASCII kept as is)."""
-    try:
-        return _encoder.encode(items)
-    except (TypeError, msgspec.EncodeError):  # a type msgspec does not know: the standard library decides
-        return json.dumps(items, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 class Page:

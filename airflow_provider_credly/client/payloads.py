@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
 from typing import Any
+
+from airflow_provider_credly.client.times import format_credly_datetime, parse_credly_datetime
 
 __all__ = [
     "BADGE_LOCALES",
@@ -29,8 +30,6 @@ __all__ = [
     "build_replace_payload",
     "build_revoke_payload",
     "email_problem",
-    "format_credly_datetime",
-    "parse_credly_datetime",
 ]
 
 ISSUE_REQUIRED = (
@@ -129,36 +128,6 @@ class PayloadError(ValueError):
     def __init__(self, what: str, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(f"invalid {what}: " + "; ".join(problems))
-
-
-def format_credly_datetime(value: Any) -> str:
-    """Credly's documented timestamp form ``YYYY-MM-DD HH:MM:SS ±HHMM``.
-
-    Accepts ``datetime``/pendulum (naive ones are taken as UTC), ``date`` (midnight UTC), or a string in
-    that form or in ISO 8601.
-    """
-    return str(parse_credly_datetime(value).strftime("%Y-%m-%d %H:%M:%S %z"))
-
-
-def parse_credly_datetime(value: Any) -> datetime:
-    """An aware ``datetime`` from any value :func:`format_credly_datetime` accepts."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(
-                    f"{value!r} is not a timestamp (use 'YYYY-MM-DD HH:MM:SS +HHMM' or ISO 8601)"
-                ) from None
-        value = parsed
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=UTC)
-    raise ValueError(f"{value!r} is not a timestamp")
 
 
 def _blank(value: Any) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
@@ -17,23 +16,9 @@ from airflow_provider_credly.client.canvas import (
     canvas_error_details,
     resolve_base_url,
 )
-from airflow_provider_credly.hooks.credly import client_settings_from_extra
+from airflow_provider_credly.hooks.connection import client_settings_from_extra, connection_url
 
 __all__ = ["CanvasCredentialsHook"]
-
-
-def _with_port(host: str | None, port: int | None) -> str | None:
-    """The connection's host with its separate ``port`` field applied (when the host has none)."""
-    if not host or not host.strip() or not port:
-        return host
-    text = host.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "https", text
-    netloc, slash, path = rest.partition("/")
-    if urlsplit(f"{scheme}://{netloc}").port is None:
-        netloc = f"{netloc}:{port}"
-    return f"{scheme}://{netloc}{slash}{path}"
 
 
 class CanvasCredentialsHook(BaseHook):
@@ -80,9 +65,8 @@ class CanvasCredentialsHook(BaseHook):
             )
         mask_secret(password)
         extra = conn.extra_dejson or {}
-        host = _with_port(conn.host, conn.port)
         http = HttpClient(
-            resolve_base_url(host, extra.get("region")),
+            resolve_base_url(connection_url(conn.host, conn.port), extra.get("region")),
             pool_size=self.pool_size,
             error_parser=canvas_error_details,
             validation_statuses=frozenset({400}),

@@ -4,16 +4,15 @@ renamed by a column mapping) and write per-row outcome reports.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.sdk import BaseHook
 
-__all__ = ["check_table_name", "get_db_hook", "iter_query_rows", "map_row", "write_rows"]
+from airflow_provider_credly.warehouse.schema import TableName
 
-_TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+__all__ = ["check_table_name", "get_db_hook", "iter_query_rows", "map_row", "write_rows"]
 
 
 def get_db_hook(conn_id: str) -> DbApiHook:
@@ -28,10 +27,9 @@ def get_db_hook(conn_id: str) -> DbApiHook:
 
 
 def check_table_name(table: str) -> str:
-    """``table`` if it is a plain (optionally schema-qualified) identifier, else ``ValueError``."""
-    if not _TABLE_RE.match(table or ""):
-        raise ValueError(f"table name {table!r} must be an identifier like 'schema.table'")
-    return table
+    """``table`` as SQL text if it follows the package's table-name rule (``[schema.]table``, see
+    :class:`~airflow_provider_credly.warehouse.schema.TableName`), else ``ValueError``."""
+    return str(TableName.parse(table))
 
 
 def map_row(row: Mapping[str, Any], column_mapping: Mapping[str, str] | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from airflow_provider_credly.client.concurrency import (
     observe_throttling,
     run_pool,
 )
-from airflow_provider_credly.warehouse.schema import parse_timestamp
+from airflow_provider_credly.client.times import parse_timestamp
 
 IfExists = Literal["return", "fail"]
 

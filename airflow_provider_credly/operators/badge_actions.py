@@ -16,7 +16,13 @@ from airflow_provider_credly.actions.credly import delete_badge, replace_badge, 
 from airflow_provider_credly.actions.results import ActionResult, actions_xcom, run_actions
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_replace_payload
-from airflow_provider_credly.operators.base import CredlyBaseOperator, load_rows, run_date, try_number
+from airflow_provider_credly.operators.base import (
+    CredlyBaseOperator,
+    load_rows,
+    report_or_raise,
+    run_date,
+    try_number,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -97,7 +103,6 @@ class _BadgeActionOperator(CredlyBaseOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self.coerce_typed_fields()
         targets = self.load_targets()
         self.check(targets)
         client = self.hook.client  # built once, before the worker threads share it
@@ -112,10 +117,13 @@ class _BadgeActionOperator(CredlyBaseOperator):
         for r in results:
             if not r.ok:
                 self.log.warning("Badge %s: %s", r.badge_id, r.detail)
-        if xcom["failed"] > self.max_failures:
-            context["ti"].xcom_push(key="report", value=xcom)
-            raise AirflowException(f"{xcom['failed']} of {len(results)} badge(s) failed: see the log")
-        return xcom
+        return report_or_raise(
+            context,
+            xcom,
+            failed=xcom["failed"],
+            max_failures=self.max_failures,
+            message=f"{xcom['failed']} of {len(results)} badge(s) failed: see the log",
+        )
 
     def check(self, targets: list[dict[str, Any]]) -> None:
         """Validate inputs before any call."""
@@ -243,7 +251,6 @@ class CredlyReplaceBadgeOperator(CredlyBaseOperator):
         self.follow_replacement = follow_replacement
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self.coerce_typed_fields()
         if not str(self.badge_id or "").strip():
             raise ValueError("badge_id is required")
         body = {

@@ -7,11 +7,11 @@ These classes only turn Airflow arguments and context into calls and results.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_credly.client.payloads import build_issue_payload
+from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing.bulk import IfExists
 from airflow_provider_credly.issuing.credly import BadgeIssuer, run_bulk_issue, validate_rows
 from airflow_provider_credly.operators.badge_actions import (
@@ -20,9 +20,9 @@ from airflow_provider_credly.operators.badge_actions import (
     CredlyRevokeBadgeOperator,
 )
 from airflow_provider_credly.operators.base import (
-    BulkRowsMixin,
+    BULK_TEMPLATE_FIELDS,
+    BulkIssueMixin,
     CredlyBaseOperator,
-    as_list,
     first_try_bound,
     issue_xcom,
     run_date,
@@ -41,9 +41,6 @@ __all__ = [
     "run_date",
     "try_number",
 ]
-
-# Kept for modules that imported it from here before it moved to operators.base.
-_as_list = as_list
 
 
 class CredlyIssueBadgeOperator(CredlyBaseOperator):
@@ -151,7 +148,6 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
         return build_issue_payload(fields)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self.coerce_typed_fields()
         payload = self.build_payload(context)
         issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists, since=first_try_bound(context))
         check = try_number(context) > 1 if self.check_existing is None else self.check_existing
@@ -159,7 +155,7 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
         return issue_xcom(self, result, kind="Badge", what=f"badge for {payload['recipient_email']!r}")
 
 
-class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
+class CredlyBulkIssueBadgesOperator(BulkIssueMixin[CredlyHook], CredlyBaseOperator):
     """Issue many badges, each exactly once, from a list of rows or a SQL query.
 
     Every row is validated before the first call; all invalid rows are reported at once. Rows are issued by
@@ -196,70 +192,14 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
         ("recipient_email", "VARCHAR(320)", "recipient_email"),
         ("issuer_earner_id", "VARCHAR(250)", "issuer_earner_id"),
     )
-    template_fields: Sequence[str] = (
-        "rows",
-        "sql",
-        "sql_conn_id",
-        "parameters",
-        "column_mapping",
-        "defaults",
-        "if_exists",
-        "check_existing",
-        "workers",
-        "max_requests_per_second",
-        "max_failures",
-        "report_conn_id",
-        "report_table",
-        "max_xcom_rows",
-        "credly_conn_id",
-    )
-    template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
-    typed_fields = {
-        "check_existing": "flag",
-        "workers": "int",
-        "max_requests_per_second": "float",
-        "max_failures": "int",
-        "max_xcom_rows": "int",
-    }
+    template_fields: Sequence[str] = (*BULK_TEMPLATE_FIELDS, "check_existing", "credly_conn_id")
+    typed_fields = {**BulkIssueMixin.typed_fields, "check_existing": "flag"}
 
-    def __init__(
-        self,
-        *,
-        rows: Any = None,
-        sql: str | None = None,
-        sql_conn_id: str | None = None,
-        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
-        column_mapping: Mapping[str, str] | None = None,
-        defaults: Mapping[str, Any] | None = None,
-        if_exists: IfExists = "return",
-        check_existing: bool | None = None,
-        workers: int = 8,
-        max_requests_per_second: float | None = None,
-        max_failures: int = 0,
-        report_conn_id: str | None = None,
-        report_table: str | None = None,
-        max_xcom_rows: int = 1000,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, check_existing: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.rows = rows
-        self.sql = sql
-        self.sql_conn_id = sql_conn_id
-        self.parameters = parameters
-        self.column_mapping = column_mapping
-        self.defaults = defaults
-        self.if_exists = if_exists
         self.check_existing = check_existing
-        self.workers = workers
-        self.max_requests_per_second = max_requests_per_second
-        self.max_failures = max_failures
-        self.report_conn_id = report_conn_id
-        self.report_table = report_table
-        self.max_xcom_rows = max_xcom_rows
-        self._stop = threading.Event()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self.coerce_typed_fields()
         tries = try_number(context)
         payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
         check = tries > 1 if self.check_existing is None else self.check_existing
@@ -269,7 +209,6 @@ class CredlyBulkIssueBadgesOperator(BulkRowsMixin, CredlyBaseOperator):
         return self.run_bulk_rows(
             context,
             run_bulk_issue,
-            self.hook.client,
             payloads,
             noun="badge",
             check_existing=check,

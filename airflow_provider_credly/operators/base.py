@@ -1,35 +1,40 @@
-"""Shared plumbing of the Credly and Canvas Credentials operators: the connection and lazily built hook,
-the run date, the try number, template fields rendered to strings converted back to lists, flags and
-numbers, input rows from a list or a query, and the results of single and bulk issuing.
+"""Shared plumbing of the Credly and Canvas Credentials operators: one operator base for both backends
+(the connection and lazily built hook, typed template fields converted back once rendered), one bulk issue
+mixin, the run date, the try number, list arguments, input rows from a list or a query, and the results of
+single and bulk issuing with one "threshold, report, raise" step.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
 from airflow_provider_credly.hooks.credly import CredlyHook
-from airflow_provider_credly.issuing.bulk import BulkIssueReport, IssueResult
+from airflow_provider_credly.issuing.bulk import BulkIssueReport, IfExists, IssueResult
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
 __all__ = [
-    "BulkRowsMixin",
+    "BULK_TEMPLATE_FIELDS",
+    "ApiOperator",
+    "BulkIssueMixin",
+    "CanvasCredentialsBaseOperator",
     "CredlyBaseOperator",
     "as_list",
-    "finish_bulk_issue",
     "first_try_bound",
-    "hook_pool_size",
     "issue_xcom",
     "load_rows",
+    "report_or_raise",
     "run_date",
     "try_number",
 ]
@@ -123,49 +128,25 @@ def issue_xcom(operator: BaseOperator, result: IssueResult, *, kind: str, what: 
     return {"outcome": result.outcome, **(result.badge or {})}
 
 
-def finish_bulk_issue(
-    operator: BaseOperator,
+def report_or_raise(
     context: Context | Mapping[str, Any],
-    report: BulkIssueReport,
+    xcom: dict[str, Any],
     *,
-    noun: str,
+    failed: int,
     max_failures: int,
-    max_xcom_rows: int,
-    write_report: Callable[[BulkIssueReport], None] | None = None,
+    message: str,
+    incomplete: bool = False,
 ) -> dict[str, Any]:
-    """Log a bulk issue's counts and failed rows in ``operator``'s log, then return its XCom; when more
-    than ``max_failures`` rows failed or any row was not attempted, push the XCom under ``report`` and fail
-    the task.
+    """The threshold step of every many-item operator: return ``xcom``; but when more than ``max_failures``
+    items failed or the work is ``incomplete`` (items not attempted), push ``xcom`` under the XCom key
+    ``report`` (a failed task returns nothing) and fail the task with ``message``.
 
-    :param noun: what was issued, for the failure message (``badge``, ``assertion``).
-    :param write_report: called with the report after the logging, before the XCom (e.g. to write a
-        report table).
+    :param failed: how many items failed.
     """
-    counts = report.counts()
-    operator.log.info(
-        "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
-        counts,
-        report.throttled,
-        report.recovered,
-    )
-    for i, outcome, _, reason in report.rows():
-        if outcome == "failed":
-            operator.log.warning("Row %d failed: %s", i, reason)
-    if write_report is not None:
-        write_report(report)
-    xcom = report.to_xcom(max_xcom_rows)
-    if counts["failed"] > max_failures or counts["skipped"]:
+    if failed > max_failures or incomplete:
         context["ti"].xcom_push(key="report", value=xcom)
-        raise AirflowException(
-            f"{counts['failed'] + counts['skipped']} of {report.total} {noun}(s) not issued "
-            f"({counts['failed']} failed, {counts['skipped']} not attempted; max_failures={max_failures})"
-        )
+        raise AirflowException(message)
     return xcom
-
-
-def hook_pool_size(operator: BaseOperator) -> int:
-    """HTTP connections for an operator's hook: 16, or its ``workers`` when more."""
-    return max(16, int(getattr(operator, "workers", 0) or 0))
 
 
 _TRUE = ("true", "1", "yes", "y", "on")
@@ -193,25 +174,75 @@ def _coerce(value: Any, kind: str, name: str) -> Any:
         ) from None
 
 
-class CredlyBaseOperator(BaseOperator):
-    """Shared plumbing: the connection id, a lazily built hook and typed template fields."""
+HookT = TypeVar("HookT", bound="CredlyHook | CanvasCredentialsHook")
 
-    #: attribute name -> ``flag``/``int``/``float``: templated, converted back before use.
+
+class ApiOperator(BaseOperator, Generic[HookT]):
+    """Shared by the operators of both backends: a lazily built hook on the connection named by the
+    attribute :attr:`conn_id_attr`, and :attr:`typed_fields` converted back to their types once rendered.
+
+    Each backend's base (:class:`CredlyBaseOperator`, :class:`CanvasCredentialsBaseOperator`) declares its
+    connection id as an explicit keyword argument of its own ``__init__``: Airflow fills ``default_args``
+    only into the arguments an ``__init__`` names.
+    """
+
+    #: the backend's hook class, built with the connection id and a pool size
+    hook_class: type[HookT]
+    #: the attribute holding the connection id (``credly_conn_id``, ``canvas_credentials_conn_id``)
+    conn_id_attr: str
+    #: attribute name -> ``flag``/``int``/``float``: templated, converted back once rendered.
     typed_fields: dict[str, str] = {}
-
-    def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.credly_conn_id = credly_conn_id
 
     def coerce_typed_fields(self) -> None:
         """Convert rendered string values of :attr:`typed_fields` (``"{{ params.x }}"``) to their types."""
         for name, kind in self.typed_fields.items():
             setattr(self, name, _coerce(getattr(self, name), kind, name))
 
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        # Converted here rather than in render_template_fields: a mapped task's unmapped copy is rendered
+        # through this method only (MappedOperator.render_template_fields). ``parent`` is a nested object
+        # when Airflow renders nested template fields; only the operator's own fields are typed.
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is self:
+            self.coerce_typed_fields()
+
     @cached_property
-    def hook(self) -> CredlyHook:
-        """The Credly hook (built on first use, never in the constructor)."""
-        return CredlyHook(self.credly_conn_id, pool_size=hook_pool_size(self))
+    def hook(self) -> HookT:
+        """The backend's hook (built on first use, never in the constructor)."""
+        # one HTTP connection per worker thread, at least the hook's default 16
+        pool_size = max(16, int(getattr(self, "workers", 0) or 0))
+        return self.hook_class(getattr(self, self.conn_id_attr), pool_size=pool_size)
+
+
+class CredlyBaseOperator(ApiOperator[CredlyHook]):
+    """The base of the Credly operators: the Credly connection id and hook."""
+
+    hook_class = CredlyHook
+    conn_id_attr = "credly_conn_id"
+
+    def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.credly_conn_id = credly_conn_id
+
+
+class CanvasCredentialsBaseOperator(ApiOperator[CanvasCredentialsHook]):
+    """The base of the Canvas Credentials operators: the Canvas Credentials connection id and hook."""
+
+    hook_class = CanvasCredentialsHook
+    conn_id_attr = "canvas_credentials_conn_id"
+
+    def __init__(
+        self, *, canvas_credentials_conn_id: str = CanvasCredentialsHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.canvas_credentials_conn_id = canvas_credentials_conn_id
 
 
 #: the report table's leading columns, filled from the run (``(name, SQL type)``)
@@ -225,30 +256,80 @@ REPORT_RUN_COLUMNS = (
 )
 
 
-class BulkRowsMixin:
-    """Shared by the bulk issue operators (before their operator base class): input rows from ``rows`` or
-    ``sql``, one bulk run with its stop event (set by ``on_kill``), the report's logging and XCom, and the
-    optional per-row report table (``report_conn_id`` + ``report_table``).
+#: the bulk issue operators' shared template fields (each operator adds its own and its connection id)
+BULK_TEMPLATE_FIELDS = (
+    "rows",
+    "sql",
+    "sql_conn_id",
+    "parameters",
+    "column_mapping",
+    "defaults",
+    "if_exists",
+    "workers",
+    "max_requests_per_second",
+    "max_failures",
+    "report_conn_id",
+    "report_table",
+    "max_xcom_rows",
+)
+
+
+class BulkIssueMixin(ApiOperator[HookT]):
+    """Shared by the bulk issue operators of both backends (before their backend's base class): their
+    common arguments, input rows from ``rows`` or ``sql``, one bulk run with its stop event (set by
+    ``on_kill``), the report's logging and XCom, and the optional per-row report table (``report_conn_id``
+    + ``report_table``).
+
+    An operator class, so that Airflow fills ``default_args`` into the arguments of this ``__init__`` too
+    (it wraps the ``__init__`` of every operator class that defines one). The arguments are documented on
+    each bulk operator.
     """
 
     #: the report table's column holding the created item's id (``badge_id``, ``assertion_id``)
     report_id_column: str = "badge_id"
     #: ``(column, SQL type, key of the validated row)`` describing each row in the report table
     report_row_columns: tuple[tuple[str, str, str], ...] = ()
-    report_conn_id: str | None
-    report_table: str | None
+    template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
+    typed_fields = {
+        "workers": "int",
+        "max_requests_per_second": "float",
+        "max_failures": "int",
+        "max_xcom_rows": "int",
+    }
 
-    rows: Any
-    sql: str | None
-    sql_conn_id: str | None
-    parameters: Mapping[str, Any] | Sequence[Any] | None
-    column_mapping: Mapping[str, str] | None
-    if_exists: str
-    workers: int
-    max_requests_per_second: float | None
-    max_failures: int
-    max_xcom_rows: int
-    _stop: threading.Event
+    def __init__(
+        self,
+        *,
+        rows: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        column_mapping: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        if_exists: IfExists = "return",
+        workers: int = 8,
+        max_requests_per_second: float | None = None,
+        max_failures: int = 0,
+        report_conn_id: str | None = None,
+        report_table: str | None = None,
+        max_xcom_rows: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.column_mapping = column_mapping
+        self.defaults = defaults
+        self.if_exists = if_exists
+        self.workers = workers
+        self.max_requests_per_second = max_requests_per_second
+        self.max_failures = max_failures
+        self.report_conn_id = report_conn_id
+        self.report_table = report_table
+        self.max_xcom_rows = max_xcom_rows
+        self._stop = threading.Event()
 
     def load_rows(self) -> list[Any]:
         """The input rows (from ``rows`` or ``sql``)."""
@@ -264,37 +345,51 @@ class BulkRowsMixin:
         self,
         context: Context | Mapping[str, Any],
         runner: Callable[..., BulkIssueReport],
-        client: Any,
         rows: Sequence[Mapping[str, Any]],
         *,
         noun: str,
         write_report: Callable[[BulkIssueReport], None] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Run ``runner`` (``run_bulk_issue``, ``run_bulk_award``) over validated ``rows`` with the
-        operator's workers, threshold and pacing plus ``options``; then :func:`finish_bulk_issue`.
+        """Run ``runner`` (``run_bulk_issue``, ``run_bulk_award``) over validated ``rows`` with the hook's
+        client and the operator's workers, threshold and pacing plus ``options``; log the counts and failed
+        rows, call ``write_report`` (e.g. to write the report table), and return the XCom through
+        :func:`report_or_raise` (any row not attempted fails the task too).
+
+        :param noun: what was issued, for the failure message (``badge``, ``assertion``).
         """
-        operator = cast(BaseOperator, self)
         self._stop = threading.Event()  # fresh per try: the operator object may be reused across tries
         report = runner(
-            client,
+            self.hook.client,
             rows,
             workers=self.workers,
             max_failures=self.max_failures,
             if_exists=self.if_exists,
             max_requests_per_second=self.max_requests_per_second,
             stop=self._stop,
-            progress=lambda counts: operator.log.info("Progress: %s", counts),
+            progress=lambda counts: self.log.info("Progress: %s", counts),
             **options,
         )
-        return finish_bulk_issue(
-            operator,
+        counts = report.counts()
+        self.log.info(
+            "Done: %s; 429 responses: %d; recovered after unknown outcome: %d",
+            counts,
+            report.throttled,
+            report.recovered,
+        )
+        for i, outcome, _, reason in report.rows():
+            if outcome == "failed":
+                self.log.warning("Row %d failed: %s", i, reason)
+        if write_report is not None:
+            write_report(report)
+        return report_or_raise(
             context,
-            report,
-            noun=noun,
+            report.to_xcom(self.max_xcom_rows),
+            failed=counts["failed"],
             max_failures=self.max_failures,
-            max_xcom_rows=self.max_xcom_rows,
-            write_report=write_report,
+            incomplete=counts["skipped"] > 0,
+            message=f"{counts['failed'] + counts['skipped']} of {report.total} {noun}(s) not issued "
+            f"({counts['failed']} failed, {counts['skipped']} not attempted; max_failures={self.max_failures})",
         )
 
     @property
@@ -322,12 +417,11 @@ class BulkRowsMixin:
         if not self.report_conn_id:
             raise ValueError("report_table needs report_conn_id")
         conn_id, table = str(self.report_conn_id), str(self.report_table)
-        operator = cast(BaseOperator, self)
         ti = context.get("ti")
         run = (
-            getattr(ti, "dag_id", None) or operator.dag_id,
+            getattr(ti, "dag_id", None) or self.dag_id,
             getattr(ti, "run_id", None) or context.get("run_id"),
-            operator.task_id,
+            self.task_id,
             tries,
         )
 
@@ -341,7 +435,7 @@ class BulkRowsMixin:
                 for i, outcome, item_id, reason in report.rows()
             )
             write_rows(conn_id, table, self.report_columns, values)
-            operator.log.info("Per-row report written to %s", table)
+            self.log.info("Per-row report written to %s", table)
 
         return write
 

@@ -6,13 +6,8 @@ context into calls and small XCom results.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping, Sequence
-from functools import cached_property
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_credly.actions.canvas import revoke_assertions
 from airflow_provider_credly.actions.results import actions_xcom
@@ -24,11 +19,13 @@ from airflow_provider_credly.issuing.canvas import (
     validate_assertion_rows,
 )
 from airflow_provider_credly.operators.base import (
-    BulkRowsMixin,
+    BULK_TEMPLATE_FIELDS,
+    BulkIssueMixin,
+    CanvasCredentialsBaseOperator,
     as_list,
     first_try_bound,
-    hook_pool_size,
     issue_xcom,
+    report_or_raise,
     run_date,
     try_number,
 )
@@ -43,22 +40,7 @@ __all__ = [
 ]
 
 
-class _CanvasOperator(BaseOperator):
-    """Shared plumbing: the connection id and a lazily built hook."""
-
-    def __init__(
-        self, *, canvas_credentials_conn_id: str = CanvasCredentialsHook.default_conn_name, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.canvas_credentials_conn_id = canvas_credentials_conn_id
-
-    @cached_property
-    def hook(self) -> CanvasCredentialsHook:
-        """The Canvas Credentials hook (built on first use, never in the constructor)."""
-        return CanvasCredentialsHook(self.canvas_credentials_conn_id, pool_size=hook_pool_size(self))
-
-
-class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
+class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
     """Award a badge class to one recipient, exactly once across retries.
 
     The award is sent with ``allowDuplicateAwards: false`` (unless ``allow_duplicate_awards``), so a
@@ -95,8 +77,11 @@ class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
         "evidence",
         "extensions",
         "if_exists",
+        "hashed",
+        "allow_duplicate_awards",
         "canvas_credentials_conn_id",
     )
+    typed_fields = {"hashed": "flag", "allow_duplicate_awards": "flag"}
 
     def __init__(
         self,
@@ -151,7 +136,9 @@ class CanvasCredentialsIssueAssertionOperator(_CanvasOperator):
         return issue_xcom(self, result, kind="Assertion", what=f"assertion of {self.badge_class_id!r}")
 
 
-class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperator):
+class CanvasCredentialsBulkIssueAssertionsOperator(
+    BulkIssueMixin[CanvasCredentialsHook], CanvasCredentialsBaseOperator
+):
     """Award badge classes to many recipients, each exactly once, from a list of rows or a SQL query.
 
     Every row is validated before the first call; all invalid rows are reported at once. Rows are sent by
@@ -191,57 +178,19 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
     )
 
     template_fields: Sequence[str] = (
-        "rows",
-        "sql",
-        "sql_conn_id",
-        "parameters",
-        "column_mapping",
+        *BULK_TEMPLATE_FIELDS,
         "badge_class_id",
-        "defaults",
-        "if_exists",
-        "report_conn_id",
-        "report_table",
+        "allow_duplicate_awards",
         "canvas_credentials_conn_id",
     )
-    template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
+    typed_fields = {**BulkIssueMixin.typed_fields, "allow_duplicate_awards": "flag"}
 
     def __init__(
-        self,
-        *,
-        rows: Any = None,
-        sql: str | None = None,
-        sql_conn_id: str | None = None,
-        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
-        column_mapping: Mapping[str, str] | None = None,
-        badge_class_id: str | None = None,
-        defaults: Mapping[str, Any] | None = None,
-        if_exists: IfExists = "return",
-        allow_duplicate_awards: bool = False,
-        workers: int = 8,
-        max_requests_per_second: float | None = None,
-        max_failures: int = 0,
-        report_conn_id: str | None = None,
-        report_table: str | None = None,
-        max_xcom_rows: int = 1000,
-        **kwargs: Any,
+        self, *, badge_class_id: str | None = None, allow_duplicate_awards: bool = False, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.rows = rows
-        self.sql = sql
-        self.sql_conn_id = sql_conn_id
-        self.parameters = parameters
-        self.column_mapping = column_mapping
         self.badge_class_id = badge_class_id
-        self.defaults = defaults
-        self.if_exists = if_exists
         self.allow_duplicate_awards = allow_duplicate_awards
-        self.workers = workers
-        self.max_requests_per_second = max_requests_per_second
-        self.max_failures = max_failures
-        self.report_conn_id = report_conn_id
-        self.report_table = report_table
-        self.max_xcom_rows = max_xcom_rows
-        self._stop = threading.Event()
 
     def execute(self, context: Context) -> dict[str, Any]:
         defaults = {
@@ -256,7 +205,6 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
         return self.run_bulk_rows(
             context,
             run_bulk_award,
-            self.hook.client,
             rows,
             noun="assertion",
             write_report=self.report_writer(context, rows, tries),
@@ -266,7 +214,7 @@ class CanvasCredentialsBulkIssueAssertionsOperator(BulkRowsMixin, _CanvasOperato
         )
 
 
-class CanvasCredentialsRevokeAssertionsOperator(_CanvasOperator):
+class CanvasCredentialsRevokeAssertionsOperator(CanvasCredentialsBaseOperator):
     """Revoke assertions (``DELETE /v2/assertions/{id}`` with ``revocation_reason``).
 
     An assertion that is already revoked counts as done, so a retried task succeeds.
@@ -280,7 +228,14 @@ class CanvasCredentialsRevokeAssertionsOperator(_CanvasOperator):
     XCom: ``{"counts": {outcome: n}, "failed", "total", "results": [...], "results_truncated"}``.
     """
 
-    template_fields: Sequence[str] = ("assertion_ids", "reason", "canvas_credentials_conn_id")
+    template_fields: Sequence[str] = (
+        "assertion_ids",
+        "reason",
+        "workers",
+        "max_failures",
+        "canvas_credentials_conn_id",
+    )
+    typed_fields = {"workers": "int", "max_failures": "int"}
 
     def __init__(
         self,
@@ -307,8 +262,10 @@ class CanvasCredentialsRevokeAssertionsOperator(_CanvasOperator):
         )
         xcom = actions_xcom(results)
         self.log.info("Revoke: %s", xcom["counts"])
-        if xcom["failed"] > self.max_failures:
-            raise AirflowException(
-                f"{xcom['failed']} of {len(ids)} assertion(s) not revoked: {xcom['results']}"
-            )
-        return xcom
+        return report_or_raise(
+            context,
+            xcom,
+            failed=xcom["failed"],
+            max_failures=self.max_failures,
+            message=f"{xcom['failed']} of {len(ids)} assertion(s) not revoked: {xcom['results']}",
+        )

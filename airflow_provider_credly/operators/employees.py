@@ -6,9 +6,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
-
-from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, load_rows
+from airflow_provider_credly.operators.base import CredlyBaseOperator, as_list, load_rows, report_or_raise
 from airflow_provider_credly.sync.employees import (
     SyncKey,
     SyncResult,
@@ -127,7 +125,6 @@ class CredlyEmployeeSyncOperator(CredlyBaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self.coerce_typed_fields()
         if self.max_delete_fraction is None or not 0 <= self.max_delete_fraction <= 1:
             raise ValueError("max_delete_fraction must be between 0 and 1")
         roster = validate_roster(self.load_roster(), self.key)
@@ -155,15 +152,16 @@ class CredlyEmployeeSyncOperator(CredlyBaseOperator):
             self.log.warning("%s %s failed: %s", action, ident, reason)
         planned = len(plan.creates) + len(plan.updates) + len(plan.deletes)
         applied = sum(xcom[a]["count"] for a in ("created", "updated", "deleted"))
-        if (
-            len(result.failures) > self.max_failures
-            or applied + sum(1 for f in result.failures if f[0] != "invited") < planned
-        ):
-            context["ti"].xcom_push(key="report", value=xcom)
-            raise AirflowException(
-                f"employee sync incomplete: {len(result.failures)} failure(s), {applied} of {planned} change(s) applied"
-            )
-        return xcom
+        return report_or_raise(
+            context,
+            xcom,
+            failed=len(result.failures),
+            max_failures=self.max_failures,
+            # changes neither applied nor failed were not attempted (the run stopped)
+            incomplete=applied + sum(1 for f in result.failures if f[0] != "invited") < planned,
+            message=f"employee sync incomplete: {len(result.failures)} failure(s), "
+            f"{applied} of {planned} change(s) applied",
+        )
 
     def on_kill(self) -> None:
         self._stop.set()

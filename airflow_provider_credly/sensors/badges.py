@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_provider_credly.client.times import parse_timestamp
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.triggers.badges import CredlyBadgeTrigger, badge_filter, match_badges
-from airflow_provider_credly.warehouse.schema import parse_timestamp
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -9,19 +9,18 @@ writers, checkpoints in the destination, bounded fetch/write pipeline) lives in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.sdk import Asset, BaseOperator
 
-from airflow_provider_credly.client.filters import format_date
-from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.client.times import format_date
 from airflow_provider_credly.hooks.sql import get_db_hook
-from airflow_provider_credly.warehouse.checkpoint import Checkpoint, CheckpointStore
+from airflow_provider_credly.warehouse.checkpoint import Checkpoint
 from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
-from airflow_provider_credly.warehouse.transfer import run_transfer
+from airflow_provider_credly.warehouse.transfer import PageOpener, TransferRun
 from airflow_provider_credly.warehouse.writers import writer_for
 
 if TYPE_CHECKING:
@@ -37,8 +36,6 @@ __all__ = [
 ]
 
 DEFAULT_DESTINATION = "duckdb_default"
-
-PageOpener = Callable[[str | None], Iterator[Page]]
 
 
 def warehouse_asset(destination_conn_id: str, table: str) -> Asset:
@@ -128,7 +125,6 @@ class SqlTransferOperator(BaseOperator):
         self.page_queue_size = page_queue_size
         self.batch_rows = batch_rows
         self.checkpoint_key = checkpoint_key
-        self.bootstrap_run = False  # set in execute(): this run is a bootstrap full load
 
     def get_db_hook(self) -> DbApiHook:
         """The destination's ``DbApiHook`` (DuckDB, PostgreSQL, SQLite...)."""
@@ -145,10 +141,15 @@ class SqlTransferOperator(BaseOperator):
             raise ValueError(f"batch_rows must be at least 1, got {self.batch_rows!r}")
         return table
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[PageOpener, dict[str, Any]]:
         """The page opener (cursor URL -> pages) and the request's description (fingerprint, XCom).
 
         Validates the settings (no HTTP request is made here).
+
+        :param bootstrap: this run is a full "bootstrap" load instead of the configured one (see
+            :meth:`wants_bootstrap`).
         """
         raise NotImplementedError
 
@@ -192,10 +193,18 @@ class SqlTransferOperator(BaseOperator):
         key = self.transfer_key(context, table)
         writer = writer_for(self.get_db_hook(), self.spec, table, children=self.include_child_tables)
         try:
-            store = CheckpointStore(writer)
-            writer.ensure_tables([store.ddl()])
-            self.bootstrap_run = self.wants_bootstrap(store.load(key))
-            open_pages, request = self.build_request(context)
+            run = TransferRun(
+                writer=writer,
+                key=key,
+                prune=self.prune,
+                queue_size=int(self.page_queue_size),
+                batch_rows=int(self.batch_rows),
+                after_commit=self.after_batch_committed,
+                logger=self.log,
+                unique_keys=self.unique_keys,
+            )
+            # the saved checkpoint decides the request: run.saved() creates the tables (once) and reads it
+            open_pages, request = self.build_request(context, bootstrap=self.wants_bootstrap(run.saved()))
             self.check_request(request)  # the bootstrap request too
             fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
             self.log.info(
@@ -206,19 +215,7 @@ class SqlTransferOperator(BaseOperator):
                 self.destination_conn_id,
                 {k: v for k, v in request.items() if v is not None},
             )
-            result = run_transfer(
-                open_pages=open_pages,
-                writer=writer,
-                key=key,
-                fingerprint=fingerprint,
-                prune=self.prune,
-                queue_size=int(self.page_queue_size),
-                batch_rows=int(self.batch_rows),
-                checkpoints=store,
-                after_commit=self.after_batch_committed,
-                logger=self.log,
-                unique_keys=self.unique_keys,
-            )
+            result = run.run(open_pages, fingerprint)
         finally:
             writer.close()
         summary = {**result.as_dict(), **{k: v for k, v in request.items() if k != "endpoint"}}

@@ -142,7 +142,9 @@ class CanvasCredentialsAssertionsToSqlOperator(SqlTransferOperator):
         """The Canvas Credentials hook (built on first use)."""
         return CanvasCredentialsHook(self.canvas_credentials_conn_id)
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[PageOpener, dict[str, Any]]:
         if bool(self.issuer_id) == bool(self.badge_class_id):
             raise ValueError("give exactly one of issuer_id or badge_class_id")
         if not 1 <= int(self.page_size) <= MAX_PAGE_SIZE:

@@ -177,8 +177,9 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         build_filter(merged, BADGE_FILTERS)  # every key and value checked before the first request
         return merged, since
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
-        bootstrap = self.bootstrap_run
+    def build_request(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[PageOpener, dict[str, Any]]:
         filters, since = self.build_filters(context, bootstrap=bootstrap)
         filter_text = build_filter(filters, BADGE_FILTERS)
         client = self.org_client()
@@ -220,7 +221,9 @@ class CredlyEmployeesToSqlOperator(_CredlyToSqlOperator):
         super().__init__(**kwargs)
         self.filters = filters
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[PageOpener, dict[str, Any]]:
         filter_text = build_filter(self.filters, EMPLOYEE_FILTERS)
         client = self.org_client()
 
@@ -242,7 +245,9 @@ class CredlyEventsToSqlOperator(_CredlyToSqlOperator):
 
     spec = EVENTS
 
-    def build_request(self, context: Context) -> tuple[PageOpener, dict[str, Any]]:
+    def build_request(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[PageOpener, dict[str, Any]]:
         client = self.org_client()
 
         def open_pages(start_url: str | None) -> Iterator[Page]:

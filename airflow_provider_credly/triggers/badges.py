@@ -17,7 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_credly.client.credly import BadgeFormat, CredlyClient
 from airflow_provider_credly.client.errors import ApiError
 from airflow_provider_credly.client.filters import BADGE_FILTERS, build_filter, parse_filter
-from airflow_provider_credly.warehouse.schema import parse_timestamp
+from airflow_provider_credly.client.times import parse_timestamp
 
 __all__ = ["CredlyBadgeTrigger", "badge_event", "badge_filter", "match_badges"]
 

@@ -14,12 +14,13 @@ from airflow_provider_credly.warehouse.schema import (
     create_table_sql,
     extract_row,
 )
-from airflow_provider_credly.warehouse.transfer import TransferResult, run_transfer
+from airflow_provider_credly.warehouse.transfer import TransferResult, TransferRun, run_transfer
 from airflow_provider_credly.warehouse.writers import (
     DuckDBWriter,
     LoadMeta,
     PostgresWriter,
     SqlWriter,
+    dialect_of,
     writer_for,
 )
 
@@ -40,8 +41,10 @@ __all__ = [
     "TableName",
     "TableSpec",
     "TransferResult",
+    "TransferRun",
     "batches",
     "create_table_sql",
+    "dialect_of",
     "extract_row",
     "run_transfer",
     "writer_for",

@@ -15,7 +15,8 @@ from typing import Any
 
 import msgspec
 
-from airflow_provider_credly.client.pagination import Page, decode_records, encode_records
+from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.client.records_json import decode_records, encode_records
 
 __all__ = ["WATERMARK_FIELD", "PageRecords", "dedupe_by_key", "page_records", "records_of", "unique_records"]
 

@@ -13,8 +13,9 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
+
+from airflow_provider_credly.client.times import parse_timestamp
 
 __all__ = [
     "BADGES",
@@ -32,7 +33,6 @@ __all__ = [
     "column_type",
     "create_table_sql",
     "extract_row",
-    "parse_timestamp",
 ]
 
 Kind = Literal["text", "timestamp", "bool", "int", "json"]
@@ -179,21 +179,28 @@ EVENTS = TableSpec(
 
 @dataclass(frozen=True)
 class TableName:
-    """A validated, optionally schema-qualified table name (``analytics.credly_badges``)."""
+    """A validated, optionally schema-qualified table name (``analytics.credly_badges``).
+
+    The package's one table-name rule, for the tables it writes and the tables it reads: ``table`` or
+    ``schema.table``, each part an identifier of letters, digits and ``_`` not starting with a digit
+    (nothing to quote, nothing to inject). A third part (``catalog.schema.table``) is refused: SQLite has
+    no catalogs and PostgreSQL only names its current database there, so not every writer could use it.
+    """
 
     name: str
     schema: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> TableName:
-        """Split and validate ``[schema.]table``; identifiers are letters, digits and ``_``.
+        """Split and validate ``[schema.]table`` (surrounding blanks ignored).
 
-        :raises ValueError: an empty or unsafe name.
+        :raises ValueError: an empty or unsafe name, or more than two parts.
         """
         parts = str(text or "").strip().split(".")
         if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
             raise ValueError(
-                f"table {text!r} must be 'table' or 'schema.table' made of letters, digits and underscores"
+                f"table name {text!r} must be an identifier like 'table' or 'schema.table' "
+                "(letters, digits and underscores)"
             )
         return cls(parts[-1], parts[0] if len(parts) == 2 else None)
 
@@ -252,22 +259,6 @@ def _get(item: Mapping[str, Any], path: Sequence[str]) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An aware UTC datetime from Credly's ISO 8601 text (``2025-08-06T14:41:00.000Z``); ``None`` stays None.
-
-    :raises ValueError: text that is not an ISO 8601 timestamp.
-    """
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _value(column: Column, item: Mapping[str, Any]) -> Any:

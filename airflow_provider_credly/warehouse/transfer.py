@@ -1,7 +1,12 @@
 """The transfer loop: pages in, upserted batches and their checkpoint out, one transaction per batch.
 
-Used by the Credly-to-SQL operators (badges, employees, events); plain Python so it is unit-testable with
-any page iterator and any writer. No Airflow import.
+Used by the API-to-SQL operators (Credly badges, employees, events; Canvas Credentials assertions); plain
+Python so it is unit-testable with any page iterator and any writer. No Airflow import.
+
+:class:`TransferRun` holds one load's state and names its steps: :meth:`~TransferRun.saved` (tables and the
+saved checkpoint), :meth:`~TransferRun.start` (resume or begin), :meth:`~TransferRun.stream` (batches, each
+committed with its checkpoint by :meth:`~TransferRun.commit`), :meth:`~TransferRun.finish` (prune, done) and
+:meth:`~TransferRun.result`. :func:`run_transfer` runs them in that order.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_credly.client.pagination import Page
@@ -19,11 +24,12 @@ from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress
 from airflow_provider_credly.warehouse.records import PageRecords, records_of
 from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
 
-__all__ = ["BatchHook", "IncompleteLoadError", "TransferResult", "run_transfer"]
+__all__ = ["BatchHook", "IncompleteLoadError", "PageOpener", "TransferResult", "TransferRun", "run_transfer"]
 
 log = logging.getLogger(__name__)
 
 BatchHook = Callable[[Checkpoint], None]
+PageOpener = Callable[[str | None], Iterator[Page]]
 
 _APPEND_CHUNK_ROWS = 2_500  # records fetched and inserted at a time by an append-only load
 
@@ -57,9 +63,226 @@ def _newest(batch: list[PageRecords]) -> str | None:
     return max((chunk.newest for chunk in batch if chunk.newest is not None), default=None)
 
 
+@dataclass
+class _Pending:
+    """What was written since the last commit."""
+
+    pages: int = 0
+    rows: int = 0
+    fetched: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+
+class TransferRun:
+    """One load of pages into ``writer``'s table, step by step (see :func:`run_transfer` for the parameters).
+
+    The caller owns the writer (and closes it). :meth:`saved` may be called before :meth:`start` to decide
+    the request from the saved checkpoint (a bootstrap load); the tables are created once either way.
+    """
+
+    checkpoint: Checkpoint  #: the load's checkpoint, advanced by every batch (set by :meth:`start`)
+    meta: LoadMeta
+    progress: Progress
+
+    def __init__(
+        self,
+        *,
+        writer: SqlWriter,
+        key: str,
+        prune: bool = False,
+        queue_size: int = 2,
+        batch_rows: int = 10_000,
+        batch_seconds: float = 10.0,
+        checkpoints: CheckpointStore | None = None,
+        after_commit: BatchHook | None = None,
+        logger: logging.Logger | Any = log,
+        progress_every: float = 10.0,
+        unique_keys: bool = False,
+    ) -> None:
+        self.writer = writer
+        self.key = key
+        self.prune = prune
+        self.queue_size = queue_size
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self.store = checkpoints or CheckpointStore(writer)
+        self.after_commit = after_commit
+        self.log = logger
+        self.progress_every = progress_every
+        self.unique_keys = unique_keys
+        self.resumed = False
+        self.resumed_at = 0
+        self.batches = 0
+        self.pruned = 0
+        self._pending = _Pending()
+        self._saved: Checkpoint | None = None
+        self._tables_ready = False  # tables created and the saved checkpoint read (once per run)
+
+    def saved(self) -> Checkpoint | None:
+        """The checkpoint saved under the key (``None``: none); creates the tables if missing, once."""
+        if not self._tables_ready:
+            self.writer.ensure_tables([self.store.ddl()])
+            self._saved = self.store.load(self.key)
+            self._tables_ready = True
+        return self._saved
+
+    def start(self, fingerprint: str) -> Checkpoint:
+        """Continue the saved load of the same request, or save a new checkpoint; choose how batches insert.
+
+        A checkpoint left unfinished by a failed attempt with the same ``fingerprint`` is continued from its
+        cursor URL (same load id, so ``prune`` stays exact).
+        """
+        saved = self.saved()
+        writer = self.writer
+        self.resumed = bool(saved and saved.fingerprint == fingerprint and saved.resumable)
+        if saved and self.resumed:
+            cp = saved
+            self.log.info(
+                "Resuming transfer %s after %d pages / %d rows (load %s)",
+                self.key,
+                cp.pages,
+                cp.rows,
+                cp.load_id,
+            )
+        else:
+            cp = self.store.new(self.key, fingerprint, uuid.uuid4().hex)
+            self.store.save(cp)
+            writer.commit()
+        self.checkpoint = cp
+        self.resumed_at = cp.pages
+        writer.prepare_load(
+            append_only=bool(
+                self.unique_keys
+                and writer.deletes_before_insert
+                and cp.status == "running"
+                and writer.holds_only_load(cp.load_id)
+            )
+        )
+        if writer.append_only:
+            self.log.info(
+                "%s holds no row of another load: inserting batches without deleting their keys", writer.table
+            )
+        self.meta = LoadMeta.new(cp.load_id)
+        self.progress = Progress(self.log, label=f"{writer.table}", every_seconds=self.progress_every)
+        return cp
+
+    def stream(self, open_pages: PageOpener) -> None:
+        """Write the pages after the checkpoint's cursor, committing every ``batch_rows`` records,
+        ``batch_seconds`` or at the last page.
+
+        :raises IncompleteLoadError: the pages ended before the end of their cursor.
+        """
+        writer, batch_rows = self.writer, self.batch_rows
+        # Append-only loads insert smaller chunks (DuckDB holds less of a statement in memory) and still
+        # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The
+        # queue holds as many records either way, so a slow commit (a DuckDB checkpoint) does not stall the
+        # fetch thread sooner.
+        chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
+        # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
+        pipeline = PagePipeline(
+            records_of(open_pages(self.checkpoint.next_url), writer.spec.key),
+            self.queue_size * max(1, batch_rows // chunk_rows),
+            batch_rows=chunk_rows,
+            batch_seconds=self.batch_seconds,
+        )
+        self._pending = _Pending()
+        with pipeline:
+            for batch in pipeline:
+                fetched = sum(len(chunk) for chunk in batch)
+                written = writer.write(batch, self.meta) if fetched else 0
+                self.checkpoint = self.checkpoint.advance(
+                    next_url=batch[-1].next_url, pages=len(batch), rows=written, max_updated_at=_newest(batch)
+                )
+                self._pending.pages += len(batch)
+                self._pending.rows += written
+                self._pending.fetched += fetched
+                # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
+                del batch
+                if self._commit_due():
+                    self.commit()
+            if self._pending.pages:  # the page iterator ended without a last page: commit what was written
+                self.commit()
+        if self.checkpoint.status != FETCHED:
+            # Only an explicit end of cursor finishes a load: a source that stops early leaves it resumable.
+            raise IncompleteLoadError(
+                f"the pages of {writer.table} ended before the end of their cursor; the load stays "
+                f"resumable after page {self.checkpoint.pages}"
+            )
+
+    def _commit_due(self) -> bool:
+        return (
+            self._pending.fetched >= self.batch_rows
+            or self.checkpoint.next_url is None
+            or time.monotonic() - self._pending.since >= self.batch_seconds
+        )
+
+    def commit(self) -> None:
+        """Save the checkpoint and commit it with the batches written since the last commit."""
+        self.store.save(self.checkpoint)
+        self.writer.commit()
+        self.batches += 1
+        self.progress.add(self._pending.pages, self._pending.rows)
+        self._pending = _Pending()
+        if self.after_commit is not None:
+            self.after_commit(self.checkpoint)
+
+    def finish(self) -> None:
+        """After the last page: prune the rows this load did not write (when asked), mark the load done."""
+        if self.prune:
+            self.pruned = self.writer.prune(self.checkpoint.load_id)
+            self.log.info(
+                "Pruned %d rows not seen by load %s from %s",
+                self.pruned,
+                self.checkpoint.load_id,
+                self.writer.table,
+            )
+        self.checkpoint = self.checkpoint.finished()
+        self.store.save(self.checkpoint)
+        self.writer.commit()
+
+    def result(self) -> TransferResult:
+        """The summary of this attempt (logged)."""
+        cp = self.checkpoint
+        result = TransferResult(
+            table=str(self.writer.table),
+            rows=cp.rows,
+            pages=cp.pages,
+            batches=self.batches,
+            load_id=cp.load_id,
+            resumed=self.resumed,
+            resumed_at_page=self.resumed_at if self.resumed else 0,
+            pruned=self.pruned,
+            duration_s=round(self.progress.elapsed, 3),
+            rows_per_second=round(self.progress.rate, 1),
+            max_updated_at=cp.max_updated_at,
+        )
+        self.log.info(
+            "Loaded %d rows in %d pages into %s in %.1f s (%.0f rows/s this attempt)%s",
+            result.rows,
+            result.pages,
+            result.table,
+            result.duration_s,
+            result.rows_per_second,
+            f", resumed at page {self.resumed_at}" if self.resumed else "",
+        )
+        return result
+
+    def run(self, open_pages: PageOpener, fingerprint: str) -> TransferResult:
+        """Every step: start, stream (unless every page was written already), finish; rolled back on error."""
+        self.start(fingerprint)
+        try:
+            if self.checkpoint.status == "running":
+                self.stream(open_pages)
+            self.finish()
+        except BaseException:
+            self.writer.rollback()
+            raise
+        return self.result()
+
+
 def run_transfer(
     *,
-    open_pages: Callable[[str | None], Iterator[Page]],
+    open_pages: PageOpener,
     writer: SqlWriter,
     key: str,
     fingerprint: str,
@@ -85,128 +308,28 @@ def run_transfer(
     :param fingerprint: describes the request; a checkpoint with another fingerprint is not resumed.
     :param prune: after the last page, delete rows this load did not write (full loads only).
     :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint.
+    :param batch_seconds: commit at least this often (seconds of pages).
+    :param checkpoints: the checkpoint store (default: in the writer's database).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).
+    :param logger: where progress and the summary are logged.
+    :param progress_every: seconds between progress lines.
     :param unique_keys: the pages yield each key at most once (a cursor seeking by a unique order, as
         Credly's high-volume badge cursor by ``(created_at, id)``). Then, when the table holds no row of another
         load (a fresh load into an empty table, or the resumption of such a load: the batch after the
         checkpoint was rolled back), batches are plain inserts without the per-batch delete of their keys.
     """
-    store = checkpoints or CheckpointStore(writer)
-    writer.ensure_tables([store.ddl()])
-    saved = store.load(key)
-    resumed = bool(saved and saved.fingerprint == fingerprint and saved.resumable)
-    if saved and resumed:
-        cp = saved
-        logger.info(
-            "Resuming transfer %s after %d pages / %d rows (load %s)", key, cp.pages, cp.rows, cp.load_id
-        )
-    else:
-        cp = store.new(key, fingerprint, uuid.uuid4().hex)
-        store.save(cp)
-        writer.commit()
-    resumed_at = cp.pages
-    writer.prepare_load(
-        append_only=bool(
-            unique_keys
-            and writer.deletes_before_insert
-            and cp.status == "running"
-            and writer.holds_only_load(cp.load_id)
-        )
+    run = TransferRun(
+        writer=writer,
+        key=key,
+        prune=prune,
+        queue_size=queue_size,
+        batch_rows=batch_rows,
+        batch_seconds=batch_seconds,
+        checkpoints=checkpoints,
+        after_commit=after_commit,
+        logger=logger,
+        progress_every=progress_every,
+        unique_keys=unique_keys,
     )
-    if writer.append_only:
-        logger.info(
-            "%s holds no row of another load: inserting batches without deleting their keys", writer.table
-        )
-    meta = LoadMeta.new(cp.load_id)
-    progress = Progress(logger, label=f"{writer.table}", every_seconds=progress_every)
-    n_batches = 0
-    try:
-        if cp.status == "running":
-            # Append-only loads insert smaller chunks (DuckDB holds less of a statement in memory) and still
-            # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The
-            # queue holds as many records either way, so a slow commit (a DuckDB checkpoint) does not stall the
-            # fetch thread sooner.
-            chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
-            # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
-            pipeline = PagePipeline(
-                records_of(open_pages(cp.next_url), writer.spec.key),
-                queue_size * max(1, batch_rows // chunk_rows),
-                batch_rows=chunk_rows,
-                batch_seconds=batch_seconds,
-            )
-            pending_pages = pending_rows = pending_fetched = 0
-            pending_since = time.monotonic()
-
-            def commit_pending() -> None:
-                nonlocal n_batches, pending_pages, pending_rows, pending_fetched, pending_since
-                store.save(cp)
-                writer.commit()
-                n_batches += 1
-                progress.add(pending_pages, pending_rows)
-                pending_pages = pending_rows = pending_fetched = 0
-                pending_since = time.monotonic()
-                if after_commit is not None:
-                    after_commit(cp)
-
-            with pipeline:
-                for batch in pipeline:
-                    fetched = sum(len(chunk) for chunk in batch)
-                    written = writer.write(batch, meta) if fetched else 0
-                    cp = cp.advance(
-                        next_url=batch[-1].next_url,
-                        pages=len(batch),
-                        rows=written,
-                        max_updated_at=_newest(batch),
-                    )
-                    pending_pages += len(batch)
-                    pending_rows += written
-                    pending_fetched += fetched
-                    # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
-                    del batch
-                    if (
-                        pending_fetched >= batch_rows
-                        or cp.next_url is None
-                        or time.monotonic() - pending_since >= batch_seconds
-                    ):
-                        commit_pending()
-                if pending_pages:  # the page iterator ended without a last page: commit what was written
-                    commit_pending()
-            if cp.status != FETCHED:
-                # Only an explicit end of cursor finishes a load: a source that stops early leaves it resumable.
-                raise IncompleteLoadError(
-                    f"the pages of {writer.table} ended before the end of their cursor; the load stays "
-                    f"resumable after page {cp.pages}"
-                )
-        pruned = 0
-        if prune:
-            pruned = writer.prune(cp.load_id)
-            logger.info("Pruned %d rows not seen by load %s from %s", pruned, cp.load_id, writer.table)
-        cp = cp.finished()
-        store.save(cp)
-        writer.commit()
-    except BaseException:
-        writer.rollback()
-        raise
-    result = TransferResult(
-        table=str(writer.table),
-        rows=cp.rows,
-        pages=cp.pages,
-        batches=n_batches,
-        load_id=cp.load_id,
-        resumed=resumed,
-        resumed_at_page=resumed_at if resumed else 0,
-        pruned=pruned,
-        duration_s=round(progress.elapsed, 3),
-        rows_per_second=round(progress.rate, 1),
-        max_updated_at=cp.max_updated_at,
-    )
-    logger.info(
-        "Loaded %d rows in %d pages into %s in %.1f s (%.0f rows/s this attempt)%s",
-        result.rows,
-        result.pages,
-        result.table,
-        result.duration_s,
-        result.rows_per_second,
-        f", resumed at page {resumed_at}" if resumed else "",
-    )
-    return result
+    return run.run(open_pages, fingerprint)

@@ -15,6 +15,8 @@ array text the API sent, so the bulk paths never build the records as Python obj
 * :class:`SqlWriter` is the portable fallback for any other DB-API database (SQLite...): the records are
   parsed in Python, then ``DELETE`` of the batch's ids and ``executemany`` ``INSERT``.
 
+:func:`writer_for` chooses the writer by the hook's SQL dialect (:func:`dialect_of`).
+
 Writers never commit on their own except in :meth:`SqlWriter.ensure_tables`: the caller commits a batch
 together with its checkpoint. No Airflow import.
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_credly.client.pagination import decode_records, encode_records
+from airflow_provider_credly.client.records_json import decode_records, encode_records
 from airflow_provider_credly.warehouse.records import PageRecords, dedupe_by_key, unique_records
 from airflow_provider_credly.warehouse.schema import (
     LOAD_COLUMNS,
@@ -38,11 +40,20 @@ from airflow_provider_credly.warehouse.schema import (
     TableSpec,
     child_columns,
     child_rows,
+    column_type,
     create_table_sql,
     extract_row,
 )
 
-__all__ = ["DuckDBWriter", "LoadMeta", "PostgresWriter", "SqlWriter", "dedupe_by_key", "writer_for"]
+__all__ = [
+    "DuckDBWriter",
+    "LoadMeta",
+    "PostgresWriter",
+    "SqlWriter",
+    "dedupe_by_key",
+    "dialect_of",
+    "writer_for",
+]
 
 _DELETE_CHUNK = 500
 
@@ -263,9 +274,14 @@ class SqlWriter:
         return ", ".join(f"{c.name} = excluded.{c.name}" for c in self.all_columns if c.name != self.spec.key)
 
 
+def _json_read_type(c: Column) -> str:
+    """The DuckDB type ``from_json`` reads a column's value as: its column type, timestamps as text (cast
+    to UTC by the insert)."""
+    return "VARCHAR" if c.kind == "timestamp" else column_type(c.kind, "duckdb")
+
+
 def _struct_type(columns: Sequence[Column]) -> dict[str, Any]:
-    """The DuckDB ``from_json`` structure reading every column's path (timestamps as text)."""
-    types = {"text": "VARCHAR", "timestamp": "VARCHAR", "bool": "BOOLEAN", "int": "BIGINT", "json": "JSON"}
+    """The DuckDB ``from_json`` structure reading every column's path."""
     root: dict[str, Any] = {}
     for c in columns:
         if not c.path:
@@ -273,7 +289,7 @@ def _struct_type(columns: Sequence[Column]) -> dict[str, Any]:
         node = root
         for part in c.path[:-1]:
             node = node.setdefault(part, {})
-        node[c.path[-1]] = types[c.kind]
+        node[c.path[-1]] = _json_read_type(c)
     return root
 
 
@@ -430,14 +446,7 @@ class DuckDBWriter(SqlWriter):
     ) -> None:
         if not rows:
             return
-        types = {
-            "text": "VARCHAR",
-            "int": "BIGINT",
-            "bool": "BOOLEAN",
-            "json": "JSON",
-            "timestamp": "VARCHAR",
-        }
-        struct = _json([{c.name: types[c.kind] for c in columns}]).replace("'", "''")
+        struct = _json([{c.name: _json_read_type(c) for c in columns}]).replace("'", "''")
         payload = _json([dict(zip([c.name for c in columns], row, strict=True)) for row in rows])
         names = ", ".join(c.name for c in columns)
         cols = ", ".join(f"s.{_q(c.name)}" for c in columns)
@@ -538,19 +547,34 @@ class PostgresWriter(SqlWriter):
         finally:
             cur.close()
 
-    def prune(self, load_id: str) -> int:
-        """As :meth:`SqlWriter.prune` (``IS DISTINCT FROM`` keeps rows of older loads out)."""
-        return super().prune(load_id)
+
+#: the bulk writers by SQL dialect name (SQLAlchemy's names, plus the connection types that say the same)
+_BULK_WRITERS: Mapping[str, type[SqlWriter]] = {
+    "duckdb": DuckDBWriter,
+    "postgresql": PostgresWriter,
+    "postgres": PostgresWriter,
+}
+
+
+def dialect_of(hook: Any) -> str:
+    """The SQL dialect of a ``DbApiHook``, lower case: its ``dialect_name`` (common-sql), or its connection
+    type when that says nothing (``default``: a hook whose URI SQLAlchemy cannot resolve, e.g. DuckDB
+    without ``duckdb-engine``)."""
+    try:
+        name = str(getattr(hook, "dialect_name", "") or "")
+    except Exception:  # common-sql derives it from the connection's URI: an unreadable one says nothing
+        name = ""
+    if name.lower() in ("", "default"):
+        name = str(getattr(hook, "conn_type", "") or "")
+    return name.lower()
 
 
 def writer_for(hook: Any, spec: TableSpec, table: TableName, *, children: bool = False) -> SqlWriter:
-    """The fastest writer for a ``DbApiHook``: DuckDB and PostgreSQL bulk paths, else the portable one."""
-    name = f"{type(hook).__module__}.{type(hook).__name__}".lower()
+    """The fastest writer for a ``DbApiHook``, by its SQL dialect (:func:`dialect_of`): DuckDB and
+    PostgreSQL bulk paths, else the portable one with the hook's placeholder."""
+    bulk = _BULK_WRITERS.get(dialect_of(hook))
     conn = hook.get_conn()
-    kwargs: dict[str, Any] = {"children": children}
-    if "duckdb" in name:
-        return DuckDBWriter(conn, spec, table, **kwargs)
-    if "postgres" in name:
-        return PostgresWriter(conn, spec, table, **kwargs)
+    if bulk is not None:
+        return bulk(conn, spec, table, children=children)
     placeholder = getattr(hook, "placeholder", None) or "%s"
-    return SqlWriter(conn, spec, table, placeholder=str(placeholder), **kwargs)
+    return SqlWriter(conn, spec, table, placeholder=str(placeholder), children=children)

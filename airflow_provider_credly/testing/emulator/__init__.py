@@ -18,7 +18,7 @@ from .errors import (
     MSG_REVOKE_REPLACED,
     MSG_TAKEN,
     MSG_TEMPLATE_NOT_FOUND,
-    ApiError,
+    EmulatorRefusal,
     Stats,
 )
 from .faults import FaultConfig, FaultInjector
@@ -38,8 +38,8 @@ __all__ = [
     "MSG_REVOKE_REPLACED",
     "MSG_TAKEN",
     "MSG_TEMPLATE_NOT_FOUND",
-    "ApiError",
     "EmulatorProcess",
+    "EmulatorRefusal",
     "EmulatorServer",
     "EmulatorState",
     "Event",

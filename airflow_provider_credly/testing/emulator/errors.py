@@ -30,8 +30,12 @@ MSG_UNAUTHORIZED = "You are not authorized to access this resource. Check your a
 MSG_NOT_FOUND = "The requested resource could not be found."
 
 
-class ApiError(Exception):
-    """An API error response (status + JSON payload)."""
+class EmulatorRefusal(Exception):
+    """The emulator refusing a request: the error response it sends (status + JSON payload).
+
+    Named apart from the client's :class:`~airflow_provider_credly.client.ApiError`, which is what the client
+    raises on receiving it.
+    """
 
     def __init__(self, status: int, payload: dict[str, Any], headers: Mapping[str, str] | None = None):
         super().__init__(f"{status}: {payload.get('data')}")
@@ -45,12 +49,14 @@ def error_payload(message: str, **data: Any) -> dict[str, Any]:
     return {"data": {"message": message, **data}, "metadata": {}}
 
 
-def not_found(what: str = "") -> ApiError:
+def not_found(what: str = "") -> EmulatorRefusal:
     """404 error."""
-    return ApiError(404, error_payload(f"{MSG_NOT_FOUND} {what}".strip()))
+    return EmulatorRefusal(404, error_payload(f"{MSG_NOT_FOUND} {what}".strip()))
 
 
-def validation_error(errors: list[tuple[str, str]], metadata: dict[str, Any] | None = None) -> ApiError:
+def validation_error(
+    errors: list[tuple[str, str]], metadata: dict[str, Any] | None = None
+) -> EmulatorRefusal:
     """422 in Credly's Rails format, errors grouped by attribute."""
     grouped: dict[str, list[str]] = {}
     for attr, msg in errors:
@@ -62,7 +68,7 @@ def validation_error(errors: list[tuple[str, str]], metadata: dict[str, Any] | N
             {"attribute": a, "attribute_label": humanize(a), "messages": msgs} for a, msgs in grouped.items()
         ],
     }
-    return ApiError(422, {"data": body, "metadata": metadata or {}})
+    return EmulatorRefusal(422, {"data": body, "metadata": metadata or {}})
 
 
 _EVENT_COUNTERS = (

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from . import render
-from .errors import MSG_UNAUTHORIZED, ApiError, error_payload, not_found
+from .errors import MSG_UNAUTHORIZED, EmulatorRefusal, error_payload, not_found
 from .filters import FilterError, compile_badge_filter
 
 if TYPE_CHECKING:
@@ -74,9 +74,9 @@ class Response:
 Handler = Callable[["EmulatorState", Request], Response]
 
 
-def bad_request(message: str) -> ApiError:
+def bad_request(message: str) -> EmulatorRefusal:
     """400 error."""
-    return ApiError(400, error_payload(message))
+    return EmulatorRefusal(400, error_payload(message))
 
 
 def ok(data: Any, status: int = 200, **headers: str) -> Response:
@@ -345,7 +345,7 @@ def dispatch(state: EmulatorState, req: Request, handler: Handler | None, kind: 
             raise not_found("Organization")
         with state.lock:
             return handler(state, req)
-    except ApiError as exc:
+    except EmulatorRefusal as exc:
         return Response(exc.status, exc.payload, exc.headers)
     except FilterError as exc:
         return Response(400, error_payload(str(exc)))

@@ -15,7 +15,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .errors import ApiError, error_payload
+from .errors import EmulatorRefusal, error_payload
 from .faults import FaultInjector, malformed_body
 from .handler import JsonApiHandler
 from .routes import Request, Response, dispatch, resolve
@@ -207,7 +207,7 @@ class EmulatorRequestHandler(JsonApiHandler):
                 self._send(200, {"now": set_clock(state, payload)})
             else:
                 self._send(404, error_payload("Unknown admin endpoint"))
-        except (TypeError, ValueError, ApiError) as exc:
+        except (TypeError, ValueError, EmulatorRefusal) as exc:
             self._send(400, error_payload(f"Invalid admin request: {exc}"))
 
 

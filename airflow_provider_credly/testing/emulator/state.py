@@ -23,7 +23,7 @@ from .errors import (
     MSG_REVOKE_REPLACED,
     MSG_TEMPLATE_ARCHIVED,
     MSG_TEMPLATE_NOT_FOUND,
-    ApiError,
+    EmulatorRefusal,
     Stats,
     not_found,
     validation_error,
@@ -277,7 +277,7 @@ class EmulatorState:
 
     # ------------------------------------------------------------------ badge writes
     def issue_badge(self, payload: Mapping[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
-        """Issue a badge (same rules as ``POST /badges``); raises ``ApiError``."""
+        """Issue a badge (same rules as ``POST /badges``); raises ``EmulatorRefusal``."""
         with self.lock:
             return render.badge_full(self, self.issue_badge_row({**(payload or {}), **fields}))
 
@@ -397,7 +397,7 @@ class EmulatorState:
         )
 
     def revoke_badge(self, badge_id: str, reason: str | None = None, **payload: Any) -> dict[str, Any]:
-        """Revoke a badge; raises ``ApiError``."""
+        """Revoke a badge; raises ``EmulatorRefusal``."""
         with self.lock:
             return render.badge_full(self, self.revoke_badge_row(badge_id, {"reason": reason, **payload}))
 
@@ -421,12 +421,12 @@ class EmulatorState:
             return r
 
     def delete_badge(self, badge_id: str) -> None:
-        """Delete a badge and every version it replaced; raises ``ApiError``."""
+        """Delete a badge and every version it replaced; raises ``EmulatorRefusal``."""
         with self.lock:
             store = self.store
             r = self._row(badge_id)
             if r in store.replacement:
-                raise ApiError(422, {"data": {"message": MSG_DELETE_REPLACED}, "metadata": None})
+                raise EmulatorRefusal(422, {"data": {"message": MSG_DELETE_REPLACED}, "metadata": None})
             snapshot = render.badge_full(self, r)
             for row in store.chain_of(r):
                 store.mark_deleted(row)
@@ -440,7 +440,10 @@ class EmulatorState:
             if state not in STATE_CODES:
                 raise ValueError(f"unknown state {state!r}")
             self.store.set_state(r, STATE_CODES[state], self.now_ms())
-            return render.badge_full(self, r)
+            badge = render.badge_full(self, r)
+            # what Credly's webhooks call an earner accepting or rejecting a badge
+            self._event("badge.state.changed", badge=badge)
+            return badge
 
     # ------------------------------------------------------------------ organization & events
     def update_org(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -489,12 +492,12 @@ class EmulatorState:
         return render.employee(self.create_employee(payload))
 
     def create_employee(self, payload: Mapping[str, Any]) -> Employee:
-        """Validate and create an employee; raises ``ApiError``."""
+        """Validate and create an employee; raises ``EmulatorRefusal``."""
         with self.lock:
             return self.workforce.create(payload, self.now_ms())
 
     def update_employee(self, key: str, payload: Mapping[str, Any]) -> Employee:
-        """Validate and update an employee; raises ``ApiError``."""
+        """Validate and update an employee; raises ``EmulatorRefusal``."""
         with self.lock:
             return self.workforce.update(self.employee(key), payload)
 
@@ -504,7 +507,7 @@ class EmulatorState:
             self.workforce.remove(self.employee(key))
 
     def send_invitations(self, payload: Mapping[str, Any]) -> str:
-        """Invite employees; returns ``resend_start``. Raises ``ApiError`` on bad input."""
+        """Invite employees; returns ``resend_start``. Raises ``EmulatorRefusal`` on bad input."""
         with self.lock:
             return iso_ms(self.workforce.invite(payload, self.now_ms())) or ""
 

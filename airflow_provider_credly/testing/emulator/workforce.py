@@ -136,7 +136,7 @@ class Workforce:
         return rows
 
     def create(self, payload: Mapping[str, Any], now_ms: int) -> Employee:
-        """Validate and add an employee (state ``created``); raises ``ApiError``."""
+        """Validate and add an employee (state ``created``); raises ``EmulatorRefusal``."""
         errors = [(n, MSG_BLANK) for n in ("email", "first_name", "last_name") if not text_field(payload, n)]
         email = text_field(payload, "email") or ""
         if email and not EMAIL_RE.match(email):
@@ -153,7 +153,7 @@ class Workforce:
         return emp
 
     def update(self, emp: Employee, payload: Mapping[str, Any]) -> Employee:
-        """Validate and apply an update (email is immutable); raises ``ApiError``."""
+        """Validate and apply an update (email is immutable); raises ``EmulatorRefusal``."""
         blank = [
             (n, MSG_BLANK) for n in ("first_name", "last_name") if n in payload and not text_field(payload, n)
         ]

@@ -138,3 +138,25 @@ def test_report_table_without_its_connection_is_refused_before_any_request(canva
     with pytest.raises(ValueError, match="report_table needs report_conn_id"):
         op.execute(context={})
     assert canvas_conn.state.stats["token_password"] == 0
+
+
+def test_revoke_over_max_failures_pushes_its_report_and_fails(canvas_conn):
+    from airflow.sdk.exceptions import AirflowException
+
+    from tests.unit.operators.test_badges import FakeTI
+
+    state = canvas_conn.state
+    known = next(a["entityId"] for a in state.iter_assertions(revoked=False))
+    context = {"ti": FakeTI()}
+    op = CanvasCredentialsRevokeAssertionsOperator(
+        task_id="revoke", assertion_ids=[known, "no-such-assertion"], reason="r"
+    )
+    with pytest.raises(AirflowException, match="1 of 2 assertion"):
+        op.execute(context=context)
+    report = context["ti"].pushed["report"]
+    assert (report["counts"], report["failed"], report["total"]) == ({"revoked": 1, "failed": 1}, 1, 2)
+    assert [(r["badge_id"], r["outcome"]) for r in report["results"]] == [
+        ("no-such-assertion", "failed"),  # failed results are listed first
+        (known, "revoked"),
+    ]
+    assert state.assertions[known]["revoked"]

@@ -315,3 +315,68 @@ def test_401_refreshes_the_credential_and_retries_once(clock):
     assert auth.refreshes == 1
     assert len(responses.calls) == 2
     assert responses.calls[1].request.headers["Authorization"] == "Bearer new"
+
+
+@responses.activate
+def test_observers_see_every_response_retried_ones_included(client):
+    responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "1"})
+    responses.get(f"{BASE}/x", status=503)
+    responses.get(f"{BASE}/x", json={"data": 1})
+    responses.get(f"{BASE}/x", json={"data": 2})
+    seen: list[int] = []
+    with client.observe(seen.append):
+        assert client.session.hooks["response"] == []  # the session is not edited from outside
+        client.request("GET", "x")
+    assert seen == [429, 503, 200]
+    client.request("GET", "x")
+    assert seen == [429, 503, 200]  # removed on leaving the block
+
+
+@responses.activate
+def test_observers_nest_and_their_errors_reach_the_caller(client):
+    responses.get(f"{BASE}/x", json={"data": 1})
+    outer: list[int] = []
+    inner: list[int] = []
+
+    def refuse(status: int) -> None:
+        raise RuntimeError(f"observer saw {status}")
+
+    with client.observe(outer.append):
+        with client.observe(inner.append):
+            client.request("GET", "x")
+        client.request("GET", "x")
+        with client.observe(refuse), pytest.raises(RuntimeError, match="observer saw 200"):
+            client.request("GET", "x")
+    assert (outer, inner) == ([200, 200, 200], [200])
+
+
+@responses.activate
+def test_observers_added_and_removed_from_many_threads(client):
+    import threading
+
+    responses.get(f"{BASE}/x", json={"data": 1})
+    kept: list[int] = []
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            for _ in range(200):
+                with client.observe(lambda status: None):
+                    pass
+            client.request("GET", "x")
+        except BaseException as exc:  # reported below: a thread's error is otherwise lost
+            errors.append(exc)
+
+    with client.observe(kept.append):
+        threads = [threading.Thread(target=churn) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert kept == [200] * 8  # no add or remove of another thread lost this observer
+    late: list[int] = []
+    with client.observe(late.append):
+        client.request("GET", "x")
+    assert late == [200]
+    assert kept == [200] * 8

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-import pendulum
 import pytest
 
 from airflow_provider_credly.client.payloads import (
@@ -13,7 +12,6 @@ from airflow_provider_credly.client.payloads import (
     build_organization_payload,
     build_replace_payload,
     build_revoke_payload,
-    format_credly_datetime,
 )
 
 VALID = {
@@ -23,21 +21,6 @@ VALID = {
     "badge_template_id": "t-1",
     "issued_at": datetime(2025, 8, 6, 9, 41, tzinfo=timezone(timedelta(hours=-5))),
 }
-
-
-def test_timestamps_in_the_documented_form():
-    assert format_credly_datetime(datetime(2025, 8, 6, 9, 41, tzinfo=timezone(timedelta(hours=-5)))) == (
-        "2025-08-06 09:41:00 -0500"
-    )
-    assert format_credly_datetime(datetime(2025, 8, 6, 9, 41)) == "2025-08-06 09:41:00 +0000"  # naive = UTC
-    assert (
-        format_credly_datetime(pendulum.datetime(2025, 8, 6, 14, 41, tz="UTC")) == "2025-08-06 14:41:00 +0000"
-    )
-    assert format_credly_datetime(date(2025, 8, 6)) == "2025-08-06 00:00:00 +0000"
-    assert format_credly_datetime("2025-08-06T14:41:00Z") == "2025-08-06 14:41:00 +0000"
-    assert format_credly_datetime("2025-08-06 09:41:00 -0500") == "2025-08-06 09:41:00 -0500"
-    with pytest.raises(ValueError, match="not a timestamp"):
-        format_credly_datetime("yesterday")
 
 
 def test_issue_payload_is_normalised():

@@ -3,12 +3,8 @@ from __future__ import annotations
 import pytest
 import responses
 
-from airflow_provider_credly.client import DEFAULT_BASE_URL, CredlyClient
-from airflow_provider_credly.hooks.credly import (
-    CredlyHook,
-    base_url_from_connection,
-    client_settings_from_extra,
-)
+from airflow_provider_credly.client import CredlyClient
+from airflow_provider_credly.hooks.credly import CredlyHook
 from tests.conftest import set_connection
 
 TOKEN = "hook-token-1234567"
@@ -30,32 +26,6 @@ def conn(monkeypatch):
             "backoff_base": 0.1,
         },
     )
-
-
-@pytest.mark.parametrize(
-    ("host", "port", "expected"),
-    [
-        (None, None, DEFAULT_BASE_URL),
-        ("", None, DEFAULT_BASE_URL),
-        ("sandbox-api.credly.com", None, "https://sandbox-api.credly.com/v1"),
-        ("https://sandbox-api.credly.com/v1/", None, "https://sandbox-api.credly.com/v1"),
-        ("http://127.0.0.1", 8765, "http://127.0.0.1:8765/v1"),
-        ("http://127.0.0.1:9000/v1", 1, "http://127.0.0.1:9000/v1"),
-    ],
-)
-def test_base_url_from_connection(host, port, expected):
-    assert base_url_from_connection(host, port, DEFAULT_BASE_URL) == expected
-
-
-def test_settings_from_extra():
-    settings = client_settings_from_extra({"timeout": "30", "max_retries": 0, "verify": "false"})
-    assert settings["timeout"] == (10.0, 30.0)
-    assert settings["retry"].max_attempts == 1
-    assert settings["verify"] is False
-    assert client_settings_from_extra({})["verify"] is True  # TLS verification stays on by default
-    assert client_settings_from_extra({"verify": "/etc/ca.pem"})["verify"] == "/etc/ca.pem"
-    with pytest.raises(ValueError, match="timeout"):
-        client_settings_from_extra({"timeout": "fast"})
 
 
 def test_hook_builds_the_client_from_the_connection(conn):

@@ -72,3 +72,17 @@ def test_guards(monkeypatch) -> None:
     set_connection(monkeypatch, "not_sql", conn_type="credly", host="https://api.credly.com/v1", password="t")
     with pytest.raises(ValueError, match="not a common.sql DbApiHook"):
         get_db_hook("not_sql")
+
+
+@pytest.mark.parametrize("good", ["report", "analytics.credly_report", "_t.x1"])
+def test_check_table_name_accepts_the_warehouse_rule(good) -> None:
+    assert check_table_name(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "db.analytics.report", "a.b.c.d", "1abc", "a-b", "a. b", "x;drop table y"]
+)
+def test_check_table_name_refuses_what_the_warehouse_refuses(bad) -> None:
+    # one rule (warehouse.schema.TableName): a name the transfers refuse is refused here too
+    with pytest.raises(ValueError, match="identifier"):
+        check_table_name(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Hashable, Mapping
@@ -9,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import requests
 
 from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate, run_pool
 from airflow_provider_credly.client.errors import ApiConnectionError, ServerError, ValidationError
@@ -52,8 +52,10 @@ def row(i: int, **extra: Any) -> dict[str, Any]:
 
 
 class FakeHttp:
-    def __init__(self) -> None:
-        self.session = requests.Session()
+    """Stands in for HttpClient: run_bulk watches its responses, and the fake client sends none."""
+
+    def observe(self, observer: Any) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class FakeClient:

@@ -314,8 +314,12 @@ def test_rendered_numbers_and_flags_are_converted() -> None:
     op = CredlyRevokeBadgeOperator(
         task_id="r", badge_ids='["old"]', reason="x", follow_replacement="True", workers="2", max_failures="0"
     )
-    assert op.execute(ctx())["counts"] == {"revoked": 1}
+    context = ctx()
+    op.render_template_fields(context)  # as Airflow does before execute
+    assert op.execute(context)["counts"] == {"revoked": 1}
     assert (op.workers, op.follow_replacement) == (2, True)
     with pytest.raises(ValueError, match="workers must be a number"):
-        CredlyRevokeBadgeOperator(task_id="r", badge_ids="a", reason="x", workers="many").execute(ctx())
+        CredlyRevokeBadgeOperator(
+            task_id="r", badge_ids="a", reason="x", workers="many"
+        ).render_template_fields(ctx())
     assert {"workers", "max_failures", "follow_replacement"} <= set(CredlyRevokeBadgeOperator.template_fields)

@@ -147,10 +147,12 @@ def test_rendered_string_flags_are_converted_not_truthy() -> None:
         dry_run="true",
         max_delete_fraction="0.5",
     )
-    xcom = op.execute(ctx())
+    context = ctx()
+    op.render_template_fields(context)  # as Airflow does before execute
+    xcom = op.execute(context)
     assert xcom["dry_run"] is True
     assert xcom["plan"]["delete"] == 0  # "False" did not turn deletes on
     with pytest.raises(ValueError, match="delete_missing must be true or false"):
-        CredlyEmployeeSyncOperator(task_id="sync", roster=[roster_row(0)], delete_missing="maybe").execute(
-            ctx()
-        )
+        CredlyEmployeeSyncOperator(
+            task_id="sync", roster=[roster_row(0)], delete_missing="maybe"
+        ).render_template_fields(ctx())

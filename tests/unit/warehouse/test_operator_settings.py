@@ -70,7 +70,6 @@ def test_incremental_since_uses_the_interval_start_minus_overlap():
 
 def test_incremental_filters_carry_the_watermark_and_since_until():
     op = _op(mode="incremental", since="2024-01-01", until="2024-06-30", filters={"state": "accepted"})
-    op.bootstrap_run = False
     filters, since = op.build_filters({"data_interval_start": datetime(2026, 3, 2, 5, tzinfo=UTC)})
     assert since == "2026-03-01"
     assert filters == {

@@ -14,7 +14,6 @@ from airflow_provider_credly.warehouse.schema import (
     child_rows,
     create_table_sql,
     extract_row,
-    parse_timestamp,
 )
 
 DEFAULT = {
@@ -109,9 +108,16 @@ def test_table_name_parts():
     assert str(TableName.parse("t").sibling("x")) == "x"
 
 
-def test_parse_timestamp():
-    assert parse_timestamp(None) is None
-    assert parse_timestamp("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert parse_timestamp("2026-01-02 03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    with pytest.raises(ValueError):
-        parse_timestamp("soon")
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [("t", (None, "t")), ("_t1", (None, "_t1")), ("wh.badges", ("wh", "badges")), (" wh.b ", ("wh", "b"))],
+)
+def test_table_name_accepts_table_or_schema_table(text, parts):
+    name = TableName.parse(text)
+    assert (name.schema, name.name) == parts
+
+
+def test_table_name_refuses_a_catalog_part_and_says_the_rule():
+    # the one rule for every writer: [schema.]table (SQLite has no catalogs)
+    with pytest.raises(ValueError, match=r"'table' or 'schema\.table'"):
+        TableName.parse("db.wh.badges")

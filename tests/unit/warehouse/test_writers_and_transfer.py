@@ -24,7 +24,7 @@ from airflow_provider_credly.warehouse import (
     run_transfer,
 )
 from airflow_provider_credly.warehouse.records import page_records
-from airflow_provider_credly.warehouse.transfer import IncompleteLoadError
+from airflow_provider_credly.warehouse.transfer import IncompleteLoadError, TransferRun
 from airflow_provider_credly.warehouse.writers import LoadMeta, dedupe_by_key
 
 TABLE = TableName.parse("badges")
@@ -547,4 +547,48 @@ def test_append_only_load_inserts_chunks_but_commits_every_batch_rows(tmp_path, 
     assert upserts == [10] * 9 + [5]
     assert committed == [(3, 30, "30"), (6, 60, "60"), (9, 90, "90"), (10, 95, None)]
     assert (result.rows, result.batches, writer.count()) == (95, 4, 95)
+    writer.close()
+
+
+def test_transfer_run_steps_read_the_checkpoint_once_then_resume_stream_and_finish(tmp_path):
+    writer = DuckDBWriter(duckdb.connect(str(tmp_path / "s.duckdb")), BADGES, TABLE)
+    items = [_badge(i) for i in range(95)]
+
+    def die_after_batch_2(cp):
+        if cp.pages >= 4:
+            raise _Boom()
+
+    with pytest.raises(_Boom):
+        run_transfer(
+            open_pages=_pages(items),
+            writer=writer,
+            key="k",
+            fingerprint="f",
+            batch_rows=20,
+            after_commit=die_after_batch_2,
+        )
+    ensured = []
+    ensure = writer.ensure_tables
+
+    def count_ensure(extra_ddl=()):
+        ensured.append(list(extra_ddl))
+        ensure(extra_ddl)
+
+    writer.ensure_tables = count_ensure
+
+    run = TransferRun(writer=writer, key="k", batch_rows=20, prune=True)
+    saved = run.saved()  # what a caller reads to decide its request (a bootstrap load)
+    assert saved is not None and (saved.status, saved.pages, saved.rows) == ("running", 4, 40)
+    assert run.saved() is saved
+    assert run.start("f") is saved  # the same request: continued, not restarted
+    assert (run.resumed, run.resumed_at) == (True, 4)
+    assert len(ensured) == 1  # tables created once for the whole load
+    run.stream(_pages(items))
+    assert (run.checkpoint.status, run.checkpoint.pages, run.batches) == ("fetched", 10, 3)
+    run.finish()
+    assert run.checkpoint.status == "done"
+    result = run.result()
+    assert (result.rows, result.resumed_at_page, result.pruned, result.batches) == (95, 4, 0, 3)
+    assert writer.count() == 95
+    assert len(ensured) == 1
     writer.close()
