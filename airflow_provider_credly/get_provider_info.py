@@ -21,6 +21,14 @@ CREDLY_CONN_FIELDS: dict[str, Any] = {
     "organization_id": {"label": "Organization ID", "schema": {"type": ["string", "null"]}},
     "timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "default": 60}},
     "max_retries": {"label": "Retries on 429/5xx", "schema": {"type": ["integer", "null"], "default": 5}},
+    "token_lifetime_days": {
+        "label": "Token lifetime (days)",
+        "schema": {"type": ["number", "null"], "default": 180},
+    },
+    "token_warn_days": {
+        "label": "Warn when fewer token days left (0: never)",
+        "schema": {"type": ["number", "null"], "default": 30},
+    },
 }
 
 
@@ -107,10 +115,22 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "sensors": [
-            {"integration-name": "Credly", "python-modules": ["airflow_provider_credly.sensors.badges"]}
+            {
+                "integration-name": "Credly",
+                "python-modules": [
+                    "airflow_provider_credly.sensors.badges",
+                    "airflow_provider_credly.sensors.tokens",
+                ],
+            }
         ],
         "triggers": [
-            {"integration-name": "Credly", "python-modules": ["airflow_provider_credly.triggers.badges"]}
+            {
+                "integration-name": "Credly",
+                "python-modules": [
+                    "airflow_provider_credly.triggers.badges",
+                    "airflow_provider_credly.triggers.events",
+                ],
+            }
         ],
         "transfers": [
             {
@@ -125,4 +145,8 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "connection-types": CONNECTION_TYPES,
+        "extra-links": [
+            "airflow_provider_credly.links.CredlyBadgeLink",
+            "airflow_provider_credly.links.CredlyOrganizationLink",
+        ],
     }

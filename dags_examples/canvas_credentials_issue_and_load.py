@@ -27,6 +27,11 @@ from airflow_provider_credly.transfers.canvas_credentials_to_sql import (
     CanvasCredentialsAssertionsToSqlOperator,
 )
 
+WAREHOUSE_CONN_ID = os.environ.get("CANVAS_WAREHOUSE_CONN_ID", "duckdb_warehouse")
+# DuckDB takes one writing process per file: every task opening the file shares a one-slot pool (create it
+# once: ``airflow pools set duckdb_warehouse 1 "DuckDB writer"``); other databases use the default pool.
+WAREHOUSE_POOL = "duckdb_warehouse" if "duckdb" in WAREHOUSE_CONN_ID else "default_pool"
+
 
 def chosen(key: str) -> str:
     """A template reading ``key`` from the ``choose_badge_class`` task's result."""
@@ -43,7 +48,7 @@ def chosen(key: str) -> str:
         "canvas_credentials_conn_id": os.environ.get(
             "CANVAS_CREDENTIALS_CONN_ID", "canvas_credentials_default"
         ),
-        "warehouse_conn_id": os.environ.get("CANVAS_WAREHOUSE_CONN_ID", "duckdb_warehouse"),
+        "warehouse_conn_id": WAREHOUSE_CONN_ID,
         "issuer_id": os.environ.get("CANVAS_ISSUER_ID", ""),
         "badge_class_id": os.environ.get("CANVAS_BADGE_CLASS_ID", ""),
         "recipients": [],
@@ -90,6 +95,7 @@ def canvas_credentials_issue_and_load() -> None:
         issuer_id=chosen("issuer_id"),
         destination_conn_id="{{ params.warehouse_conn_id }}",
         table="{{ params.table }}",
+        pool=WAREHOUSE_POOL,
     )
     target >> award >> load
 

@@ -24,6 +24,9 @@ from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOpe
 CREDLY_CONN_ID = os.environ.get("CREDLY_CONN_ID", "credly_default")
 WAREHOUSE_CONN_ID = os.environ.get("CREDLY_WAREHOUSE_CONN_ID", "duckdb_warehouse")
 TABLE = os.environ.get("CREDLY_BADGES_TABLE", "credly_badges")
+# DuckDB takes one writing process per file: every task opening the file shares a one-slot pool (create it
+# once: ``airflow pools set duckdb_warehouse 1 "DuckDB writer"``); other databases use the default pool.
+WAREHOUSE_POOL = "duckdb_warehouse" if "duckdb" in WAREHOUSE_CONN_ID else "default_pool"
 
 
 @dag(
@@ -44,9 +47,10 @@ def credly_badges_hourly_to_duckdb() -> None:
         mode="incremental",
         overlap=timedelta(days=1),
         badge_format="default",
+        pool=WAREHOUSE_POOL,
     )
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def report() -> dict[str, Any]:
         counts = table_counts(WAREHOUSE_CONN_ID, TABLE)
         print(f"{counts['table']}: {counts['rows']} badges; by state: {counts['by_state']}")

@@ -6,13 +6,14 @@ stops the sync before any write). New employees get an invitation.
 
 Settings are DAG params (defaults from environment variables): ``credly_conn_id``, ``sql_conn_id``,
 ``roster_table`` and ``seed_demo_data`` (derive a demo roster from the current employees first: a few
-leavers, a few team changes, a few new hires).
+leavers, a few team changes, a few new hires; each run hires new people, so the example can run again).
 """
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 import pendulum
@@ -40,6 +41,10 @@ MAPPING = {
     "team": "team",
     "department": "department",
 }
+SQL_CONN_ID = os.environ.get("CREDLY_SQL_CONN_ID", "duckdb_warehouse")
+# DuckDB takes one writing process per file: every task opening the file shares a one-slot pool (create it
+# once: ``airflow pools set duckdb_warehouse 1 "DuckDB writer"``); other databases use the default pool.
+WAREHOUSE_POOL = "duckdb_warehouse" if "duckdb" in SQL_CONN_ID else "default_pool"
 
 
 @dag(
@@ -50,14 +55,14 @@ MAPPING = {
     default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
     params={
         "credly_conn_id": os.environ.get("CREDLY_CONN_ID", "credly_default"),
-        "sql_conn_id": os.environ.get("CREDLY_SQL_CONN_ID", "duckdb_warehouse"),
+        "sql_conn_id": SQL_CONN_ID,
         "roster_table": "hr_roster",
         "seed_demo_data": True,
     },
     tags=["credly", "example"],
 )
 def credly_hr_roster_sync() -> None:
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def seed_demo_data() -> int:
         """Write a demo roster derived from the current employees (only when ``seed_demo_data``)."""
         params = get_current_context()["params"]
@@ -77,9 +82,12 @@ def credly_hr_roster_sync() -> None:
             rows.append(
                 (number, emp["email"], emp["first_name"], emp["last_name"], team, emp.get("department"))
             )
+        # Five new hires under the next free numbers, so every run (not only the first) adds new people.
+        taken = {row[0] for row in rows}
+        numbers = (i for i in range(len(rows) + 6) if f"NEW-{i}" not in taken)
         rows += [
             (f"NEW-{i}", f"new.hire{i}@example.com", f"New{i}", "Hire", "Data", "Engineering")
-            for i in range(5)
+            for i in islice(numbers, 5)
         ]
         table = check_table_name(params["roster_table"])
         hook = get_db_hook(params["sql_conn_id"])
@@ -98,6 +106,7 @@ def credly_hr_roster_sync() -> None:
         "delete_missing": True,
         "max_delete_fraction": 0.1,
         "invite_states": ["created"],
+        "pool": WAREHOUSE_POOL,
     }
     preview = CredlyEmployeeSyncOperator(task_id="preview_plan", dry_run=True, **common)
     sync = CredlyEmployeeSyncOperator(task_id="sync_employees", workers=4, **common)

@@ -29,6 +29,10 @@ COLUMNS = (
     ("badge_template_id", "VARCHAR(64)"),
     ("completed_at", "TIMESTAMP"),
 )
+SQL_CONN_ID = os.environ.get("CREDLY_SQL_CONN_ID", "duckdb_warehouse")
+# DuckDB takes one writing process per file: every task opening the file shares a one-slot pool (create it
+# once: ``airflow pools set duckdb_warehouse 1 "DuckDB writer"``); other databases use the default pool.
+WAREHOUSE_POOL = "duckdb_warehouse" if "duckdb" in SQL_CONN_ID else "default_pool"
 
 
 @dag(
@@ -39,7 +43,7 @@ COLUMNS = (
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     params={
         "credly_conn_id": os.environ.get("CREDLY_CONN_ID", "credly_default"),
-        "sql_conn_id": os.environ.get("CREDLY_SQL_CONN_ID", "duckdb_warehouse"),
+        "sql_conn_id": SQL_CONN_ID,
         "source_table": "course_completions",
         "report_table": "credly_issue_report",
         "badge_template_id": os.environ.get("CREDLY_BADGE_TEMPLATE_ID", ""),
@@ -49,7 +53,7 @@ COLUMNS = (
     tags=["credly", "example"],
 )
 def credly_issue_course_completions() -> None:
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def seed_demo_data() -> int:
         """Create the completions table with demo learners (only when ``seed_demo_data``)."""
         params = get_current_context()["params"]
@@ -105,6 +109,7 @@ def credly_issue_course_completions() -> None:
         max_failures=0,
         report_conn_id="{{ params.sql_conn_id }}",
         report_table="{{ params.report_table }}",
+        pool=WAREHOUSE_POOL,
     )
     seed_demo_data() >> issue
 

@@ -18,6 +18,11 @@ from airflow.sdk import dag, get_current_context, task
 
 from airflow_provider_credly.operators.badges import CredlyRevokeBadgeOperator
 
+SQL_CONN_ID = os.environ.get("CREDLY_SQL_CONN_ID", "duckdb_warehouse")
+# DuckDB takes one writing process per file: every task opening the file shares a one-slot pool (create it
+# once: ``airflow pools set duckdb_warehouse 1 "DuckDB writer"``); other databases use the default pool.
+WAREHOUSE_POOL = "duckdb_warehouse" if "duckdb" in SQL_CONN_ID else "default_pool"
+
 
 @dag(
     dag_id="credly_revoke_from_table",
@@ -26,7 +31,7 @@ from airflow_provider_credly.operators.badges import CredlyRevokeBadgeOperator
     catchup=False,
     params={
         "credly_conn_id": os.environ.get("CREDLY_CONN_ID", "credly_default"),
-        "sql_conn_id": os.environ.get("CREDLY_SQL_CONN_ID", "duckdb_warehouse"),
+        "sql_conn_id": SQL_CONN_ID,
         "revocation_table": "badges_to_revoke",
         "seed_demo_data": True,
         "demo_rows": 5,
@@ -34,7 +39,7 @@ from airflow_provider_credly.operators.badges import CredlyRevokeBadgeOperator
     tags=["credly", "example"],
 )
 def credly_revoke_from_table() -> None:
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def seed_demo_data() -> int:
         """List a few active badges to revoke (only when ``seed_demo_data``)."""
         params = get_current_context()["params"]
@@ -64,6 +69,7 @@ def credly_revoke_from_table() -> None:
         suppress_revoke_notification_email=True,
         follow_replacement=True,
         workers=1,
+        pool=WAREHOUSE_POOL,
     )
     seed_demo_data() >> revoke
 

@@ -2,6 +2,7 @@
 
 Both loads use the same machinery as the badge transfer (bulk upsert by id, checkpoint in the destination,
 bounded memory) over Credly's page-number endpoints; ``prune=True`` removes employees that left Credly.
+Against DuckDB the two loads take turns through the one-slot ``duckdb_warehouse`` pool (one writer per file).
 
 Settings (environment): ``CREDLY_CONN_ID`` (default ``credly_default``), ``CREDLY_WAREHOUSE_CONN_ID``
 (default ``duckdb_warehouse``).
@@ -23,6 +24,9 @@ from airflow_provider_credly.transfers.credly_to_sql import (
 
 CREDLY_CONN_ID = os.environ.get("CREDLY_CONN_ID", "credly_default")
 WAREHOUSE_CONN_ID = os.environ.get("CREDLY_WAREHOUSE_CONN_ID", "duckdb_warehouse")
+# DuckDB takes one writing process per file: every task opening the file shares a one-slot pool (create it
+# once: ``airflow pools set duckdb_warehouse 1 "DuckDB writer"``); other databases use the default pool.
+WAREHOUSE_POOL = "duckdb_warehouse" if "duckdb" in WAREHOUSE_CONN_ID else "default_pool"
 
 
 @dag(
@@ -39,15 +43,17 @@ def credly_workforce_and_events_to_duckdb() -> None:
         destination_conn_id=WAREHOUSE_CONN_ID,
         table="credly_employees",
         prune=True,
+        pool=WAREHOUSE_POOL,
     )
     events = CredlyEventsToSqlOperator(
         task_id="load_events",
         credly_conn_id=CREDLY_CONN_ID,
         destination_conn_id=WAREHOUSE_CONN_ID,
         table="credly_events",
+        pool=WAREHOUSE_POOL,
     )
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def report() -> dict[str, Any]:
         staff = table_counts(WAREHOUSE_CONN_ID, "credly_employees", group_by="employee_state")
         log = table_counts(WAREHOUSE_CONN_ID, "credly_events", group_by="event_type")

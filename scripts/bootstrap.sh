@@ -1,16 +1,52 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with the pinned set in constraints.txt (idempotent, fast when done).
+# Creates the pinned environments (idempotent, fast when done). Usage: bootstrap.sh [newest|floor|all]
+#   newest (default): .venv        Python 3.13, Airflow 3.3.2, constraints.txt        (demo, lint, types, tests)
+#   floor:            .venv-floor  Python 3.11, Airflow 3.3.0 and the oldest versions pyproject.toml allows,
+#                                  constraints-floor.txt                              (tests)
+# PYTHON_NEWEST / PYTHON_FLOOR override the interpreters (found on PATH, else under pyenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+
+# find_python 3.13 -> the path of a working Python 3.13 (pyenv shims exist for versions that are not active)
+find_python() {
+  local want=$1 candidate
+  for candidate in "python$want" "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")/versions/$want"*/bin/"python$want"; do
+    if "$candidate" -c "import sys; sys.exit(f'{sys.version_info[0]}.{sys.version_info[1]}' != '$want')" 2>/dev/null; then
+      "$candidate" -c 'import sys; print(sys.executable)'
+      return
+    fi
+  done
+  echo "bootstrap: no Python $want found on PATH or under pyenv (install it or set PYTHON_NEWEST/PYTHON_FLOOR)" >&2
+  return 1
+}
+
+# make_env DIR PYTHON CONSTRAINTS: (re)creates DIR when its Python differs, installs when the pins changed
+make_env() {
+  local dir=$1 python=$2 constraints=$3 version
+  version=$("$python" -c 'import sys; print(sys.version.split()[0])')
+  if [ -x "$dir/bin/python" ] && [ "$("$dir/bin/python" -c 'import sys; print(sys.version.split()[0])')" != "$version" ]; then
+    echo "Recreating $dir for Python $version ..."
+    rm -rf "$dir"
+  fi
+  [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
+  local stamp
+  stamp="$dir/.installed-$( (echo "$version"; cat "$constraints" pyproject.toml) | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "Installing airflow-provider-credly and the pins of $constraints into $dir (Python $version) ..."
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" pip
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" -e ".[duckdb,postgres,dev]"
+    rm -f "$dir"/.installed-*
+    touch "$stamp"
+  fi
+}
+
+which_envs="${1:-newest}"
+case "$which_envs" in newest | floor | all) ;; *) echo "usage: $0 [newest|floor|all]" >&2; exit 2 ;; esac
+if [ "$which_envs" != floor ]; then
+  python=${PYTHON_NEWEST:-$(find_python 3.13)}
+  make_env .venv "$python" constraints.txt
 fi
-stamp=".venv/.installed-$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "Installing airflow-provider-credly and its pinned dependencies into .venv ..."
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[duckdb,postgres,dev]"
-  rm -f .venv/.installed-*
-  touch "$stamp"
+if [ "$which_envs" != newest ]; then
+  python=${PYTHON_FLOOR:-$(find_python 3.11)}
+  make_env .venv-floor "$python" constraints-floor.txt
 fi

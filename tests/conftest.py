@@ -23,6 +23,19 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT)
 
 import pytest  # noqa: E402
 
+# The emulator fixtures are opt-in (no pytest11 entry point), as for users: `-p <module>` or this line.
+_EMULATOR_PLUGIN = "airflow_provider_credly.testing.pytest_plugin"
+
+
+def _entry_point_loads_plugin() -> bool:
+    """An install made before the entry point was dropped still loads the plugin; loading it twice fails."""
+    from importlib.metadata import entry_points
+
+    return any(ep.value == _EMULATOR_PLUGIN for ep in entry_points(group="pytest11"))
+
+
+pytest_plugins = [] if _entry_point_loads_plugin() else [_EMULATOR_PLUGIN]
+
 POSTGRES_DSN = os.environ.get(
     "CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
 )

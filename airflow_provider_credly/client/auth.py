@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 
 import requests
 from requests.auth import AuthBase
@@ -25,6 +26,14 @@ class BasicTokenAuth(AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["Authorization"] = self._header
         return r
+
+    def matches(self, candidate: object) -> bool:
+        """Whether ``candidate`` is this token, compared in constant time (a token listed by Credly is
+        recognised without this object ever handing its own value out)."""
+        if not isinstance(candidate, str) or not candidate.strip():
+            return False
+        other = "Basic " + base64.b64encode(f"{candidate.strip()}:".encode()).decode("ascii")
+        return hmac.compare_digest(other.encode(), self._header.encode())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token=***)"

@@ -106,11 +106,13 @@ def build_assertion_payload(
     evidence: list[Mapping[str, Any]] | None = None,
     extensions: Mapping[str, Any] | None = None,
     ob3_award_properties: Mapping[str, Any] | None = None,
+    notify: bool | None = None,
     require_badgeclass: bool = False,
 ) -> dict[str, Any]:
     """The body of ``POST /v2/{scope}/{id}/assertions``; raises :class:`PayloadError` listing every
     problem. ``require_badgeclass`` is for the ``issuers`` scope (one of the two badge class ids is
-    then required)."""
+    then required). ``notify``: e-mail the recipient about the award (Badgr's ``notify``; left out when
+    ``None``, so the server's default applies)."""
     problems: list[str] = []
     identity = (recipient_identity or "").strip() if isinstance(recipient_identity, str) else ""
     if not identity:
@@ -119,6 +121,8 @@ def build_assertion_payload(
         problems.append(f"recipient_identity {identity!r} is not an e-mail address")
     if recipient_type not in ("email", "openBadgeId", "telephone", "url"):
         problems.append(f"recipient_type {recipient_type!r} must be email, openBadgeId, telephone or url")
+    if notify is not None and not isinstance(notify, bool):
+        problems.append(f"notify must be true or false, got {notify!r}")
     if require_badgeclass and not (badgeclass or badgeclass_open_badge_id):
         problems.append(
             "badgeclass or badgeclass_open_badge_id is required when issuing in an issuer's scope"
@@ -132,6 +136,7 @@ def build_assertion_payload(
         "evidence": [dict(e) for e in evidence] if evidence else None,
         "extensions": dict(extensions) if extensions else None,
         "ob3AwardProperties": dict(ob3_award_properties) if ob3_award_properties else None,
+        "notify": notify,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     for key, value in (("issuedOn", issued_on), ("expires", expires)):
@@ -261,23 +266,37 @@ class CanvasCredentialsClient:
         params = {"include_staff": _flag(include_staff)}
         return self.http.request("GET", path, params=params, parse=canvas_one)
 
-    def create_issuer(self, **fields: Any) -> dict[str, Any]:
+    def create_issuer(self, *, include_staff: bool | None = None, **fields: Any) -> dict[str, Any]:
         """``POST /v2/issuers`` (``name``, ``email``, ``url`` required; ``description``, ``image``,
-        ``sourceUrl``, ``originalJson``, ``badgrDomain``, ``createdBy``, ``organizationId``, ``staff``...)."""
+        ``sourceUrl``, ``originalJson``, ``badgrDomain``, ``createdBy``, ``organizationId``, ``staff``...).
+
+        :param include_staff: ``False`` leaves the staff list out of the returned issuer (query
+            parameter; the server's default is true).
+        """
         body = _require(fields, ("name", "email", "url"), "issuer")
-        return self.http.request("POST", "/v2/issuers", json_body=body, parse=canvas_one)
+        params = {"include_staff": _flag(include_staff)}
+        return self.http.request("POST", "/v2/issuers", params=params, json_body=body, parse=canvas_one)
 
-    def replace_issuer(self, issuer: str, *, by: IssuerKey = "entityId", **fields: Any) -> dict[str, Any]:
-        """``PUT`` an issuer (``name``, ``email``, ``url``, ``description`` required)."""
+    def replace_issuer(
+        self, issuer: str, *, by: IssuerKey = "entityId", include_staff: bool | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """``PUT`` an issuer (``name``, ``email``, ``url``, ``description`` required); ``include_staff`` as
+        :meth:`create_issuer`."""
         body = _require(fields, ("name", "email", "url", "description"), "issuer")
-        return self.http.request("PUT", self._issuer_path(issuer, by), json_body=body, parse=canvas_one)
+        params = {"include_staff": _flag(include_staff)}
+        path = self._issuer_path(issuer, by)
+        return self.http.request("PUT", path, params=params, json_body=body, parse=canvas_one)
 
-    def update_issuer(self, issuer: str, *, by: IssuerKey = "entityId", **fields: Any) -> dict[str, Any]:
-        """``PATCH`` an issuer with only the given fields."""
+    def update_issuer(
+        self, issuer: str, *, by: IssuerKey = "entityId", include_staff: bool | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """``PATCH`` an issuer with only the given fields; ``include_staff`` as :meth:`create_issuer`."""
         if not fields:
             raise ValueError("update_issuer needs at least one field")
         body = {k: v for k, v in fields.items() if v is not None}
-        return self.http.request("PATCH", self._issuer_path(issuer, by), json_body=body, parse=canvas_one)
+        params = {"include_staff": _flag(include_staff)}
+        path = self._issuer_path(issuer, by)
+        return self.http.request("PATCH", path, params=params, json_body=body, parse=canvas_one)
 
     def delete_issuer(self, issuer: str, *, by: IssuerKey = "entityId") -> None:
         """``DELETE`` an issuer."""

@@ -10,12 +10,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from airflow_provider_credly.client.http import HttpClient
 
-__all__ = ["AdaptiveLimiter", "RequestRate", "observe_throttling", "run_pool"]
+__all__ = ["AdaptiveLimiter", "RequestRate", "observe_throttling", "paced", "run_pool"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class AdaptiveLimiter:
@@ -139,6 +142,28 @@ def observe_throttling(http: HttpClient, callback: Callable[[], None]) -> Iterat
 
     with http.observe(on_response):
         yield
+
+
+def paced(items: Iterator[T], limiter: AdaptiveLimiter, rate: RequestRate | None = None) -> Iterator[T]:
+    """``items`` with each step (one page request of a page iterator) taken inside a ``limiter`` slot,
+    after ``rate``'s turn: concurrent cursors share the limit that 429s lower, and the request rate.
+
+    :param items: an iterator that makes one request per item (e.g. ``iter_pages``).
+    """
+    try:
+        while True:
+            if rate is not None:
+                rate.wait()
+            with limiter.slot():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def run_pool(count: int, work: Callable[[int], None], *, workers: int, stop: threading.Event) -> int:

@@ -5,6 +5,8 @@ tokens, Workforce employees). Pure Python: no Airflow import.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -12,12 +14,14 @@ from airflow_provider_credly.client.auth import BasicTokenAuth
 from airflow_provider_credly.client.filters import (
     BADGE_FILTERS,
     BADGE_SORTS,
+    BADGE_TEMPLATE_FILTERS,
+    BADGE_TEMPLATE_SORTS,
     EMPLOYEE_FILTERS,
     EMPLOYEE_SORTS,
     build_filter,
     build_sort,
 )
-from airflow_provider_credly.client.http import HttpClient
+from airflow_provider_credly.client.http import ApiResponse, HttpClient
 from airflow_provider_credly.client.pagination import Page, credly_resource, iter_pages
 from airflow_provider_credly.client.payloads import (
     build_employee_payload,
@@ -28,8 +32,14 @@ from airflow_provider_credly.client.payloads import (
     build_revoke_payload,
 )
 from airflow_provider_credly.client.retry import RetryPolicy
+from airflow_provider_credly.client.tokens import (
+    DEFAULT_TOKEN_LIFETIME_DAYS,
+    TokenStatus,
+    mask_token,
+    token_status,
+)
 
-__all__ = ["DEFAULT_BASE_URL", "SANDBOX_BASE_URL", "BadgeFormat", "CredlyClient"]
+__all__ = ["DEFAULT_BASE_URL", "SANDBOX_BASE_URL", "BadgeFormat", "Created", "CredlyClient"]
 
 DEFAULT_BASE_URL = "https://api.credly.com/v1"
 SANDBOX_BASE_URL = "https://sandbox-api.credly.com/v1"
@@ -37,6 +47,25 @@ SANDBOX_BASE_URL = "https://sandbox-api.credly.com/v1"
 BadgeFormat = Literal["default", "minimal"]
 Filters = Mapping[str, Any] | str | None
 Sort = str | Iterable[str] | None
+
+
+@dataclass(frozen=True)
+class Created:
+    """A resource a ``POST`` created, and the URL its ``201 Created`` response's ``Location`` header gives
+    (``None`` when the server sent none)."""
+
+    data: dict[str, Any]
+    location: str | None
+
+
+def _created(resp: ApiResponse) -> Created:
+    return Created(credly_resource(resp), resp.headers.get("Location") or None)
+
+
+def _masked(pages: Iterator[Page]) -> Iterator[Page]:
+    """Authorization token pages with every ``token`` value masked (Credly lists them in clear text)."""
+    for page in pages:
+        yield Page([mask_token(t) for t in page.items], page.url, page.next_url, page.metadata)
 
 
 def _seg(value: str) -> str:
@@ -103,9 +132,17 @@ class CredlyClient:
 
     # -- organizations -----------------------------------------------------------------------------
 
+    def iter_organization_pages(self, *, start_url: str | None = None) -> Iterator[Page]:
+        """Pages of the organizations the token can act for (``GET /organizations``); each page's
+        :attr:`Page.metadata` holds Credly's counts (``total_count``, ``total_pages``...).
+
+        :param start_url: resume from a saved :attr:`Page.next_url`.
+        """
+        return iter_pages(self.http, "organizations", start_url=start_url)
+
     def iter_organizations(self) -> Iterator[dict[str, Any]]:
         """Organizations the token can act for (``GET /organizations``)."""
-        for page in iter_pages(self.http, "organizations"):
+        for page in self.iter_organization_pages():
             yield from page.items
 
     def get_organization(self) -> dict[str, Any]:
@@ -132,10 +169,75 @@ class CredlyClient:
         for page in self.iter_event_pages():
             yield from page.items
 
+    def iter_authorization_token_pages(self, *, start_url: str | None = None) -> Iterator[Page]:
+        """Pages of the organization's authorization tokens (``GET .../authorization_tokens``), every
+        ``token`` value masked; :attr:`Page.metadata` holds Credly's counts.
+
+        :param start_url: resume from a saved :attr:`Page.next_url`.
+        """
+        return _masked(iter_pages(self.http, self._org("authorization_tokens"), start_url=start_url))
+
     def iter_authorization_tokens(self) -> Iterator[dict[str, Any]]:
-        """The organization's authorization tokens (``GET /organizations/<org>/authorization_tokens``)."""
-        for page in iter_pages(self.http, self._org("authorization_tokens")):
+        """The organization's authorization tokens, every ``token`` value masked."""
+        for page in self.iter_authorization_token_pages():
             yield from page.items
+
+    def find_own_authorization_token(self) -> dict[str, Any] | None:
+        """The record (token masked) of the token this client authenticates with, or ``None`` when the
+        organization does not list it. Compared in constant time inside the auth object; the clear values
+        never leave this method.
+
+        :raises ValueError: the client does not authenticate with an authorization token.
+        """
+        auth = self.http.auth
+        matches = getattr(auth, "matches", None)
+        if not callable(matches):
+            raise ValueError("this client does not authenticate with a Credly authorization token")
+        found: dict[str, Any] | None = None
+        for page in iter_pages(self.http, self._org("authorization_tokens")):
+            for record in page.items:
+                # every record is compared (no early exit), so timing says nothing about the position
+                if matches(record.get("token")) and found is None:
+                    found = mask_token(record)
+        return found
+
+    def get_token_status(
+        self, *, lifetime_days: float = DEFAULT_TOKEN_LIFETIME_DAYS, now: datetime | None = None
+    ) -> TokenStatus | None:
+        """Days left and permissions of this client's own token (see :func:`token_status`), or ``None``
+        when the organization does not list it.
+
+        :param lifetime_days: how long a token lives after its ``created_at`` (Credly: 180 days).
+        """
+        record = self.find_own_authorization_token()
+        return None if record is None else token_status(record, lifetime_days=lifetime_days, now=now)
+
+    # -- badge templates ---------------------------------------------------------------------------
+
+    def iter_badge_template_pages(
+        self, filters: Filters = None, sort: Sort = None, *, start_url: str | None = None
+    ) -> Iterator[Page]:
+        """Pages of badge templates (``GET /organizations/<org>/badge_templates``, 50 per page).
+
+        :param filters: ``{key: value}`` with the keys of :data:`BADGE_TEMPLATE_FILTERS`
+            (``name``, ``state``, ``public``).
+        :param sort: ``"name"``, ``"-updated_at"``... (:data:`BADGE_TEMPLATE_SORTS`).
+        :param start_url: resume from a saved :attr:`Page.next_url`.
+        """
+        params = {
+            "filter": build_filter(filters, BADGE_TEMPLATE_FILTERS),
+            "sort": build_sort(sort, BADGE_TEMPLATE_SORTS),
+        }
+        return iter_pages(self.http, self._org("badge_templates"), params, start_url=start_url)
+
+    def iter_badge_templates(self, filters: Filters = None, sort: Sort = None) -> Iterator[dict[str, Any]]:
+        """Every badge template matching ``filters`` (see :meth:`iter_badge_template_pages`)."""
+        for page in self.iter_badge_template_pages(filters, sort):
+            yield from page.items
+
+    def get_badge_template(self, template_id: str) -> dict[str, Any]:
+        """One badge template (``GET /organizations/<org>/badge_templates/<id>``)."""
+        return dict(self._get(self._org("badge_templates", _seg(template_id))))
 
     # -- badges ------------------------------------------------------------------------------------
 
@@ -145,8 +247,13 @@ class CredlyClient:
         Not retried when the outcome is unknown (see :class:`HttpClient`); the issue operators resolve
         such cases to the existing badge instead.
         """
+        return self.issue_badge_located(**fields).data
+
+    def issue_badge_located(self, **fields: Any) -> Created:
+        """As :meth:`issue_badge`, with the ``Location`` header of the ``201 Created`` response (the new
+        badge's URL) beside the badge."""
         body = build_issue_payload(fields)
-        return self.http.request("POST", self._org("badges"), json_body=body, parse=credly_resource)
+        return self.http.request("POST", self._org("badges"), json_body=body, parse=_created)
 
     def iter_badge_pages(
         self, filters: Filters = None, sort: Sort = None, *, start_url: str | None = None
@@ -271,8 +378,26 @@ class CredlyClient:
         """An employee's profile with their badges (``GET .../employees/<id>/data``)."""
         return dict(self._get(self._org("employees", _seg(employee_id), "data")))
 
-    def iter_employee_external_badges(self, employee_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """External badges of employees (``GET .../employee_external_badges``), optionally of one employee."""
-        params = {"filter[employee][id]": employee_id, "per": 50}
-        for page in iter_pages(self.http, self._org("employee_external_badges"), params):
+    def iter_employee_external_badge_pages(
+        self, employee_id: str | None = None, *, per: int = 50, start_url: str | None = None
+    ) -> Iterator[Page]:
+        """Pages of employees' external badges (``GET .../employee_external_badges``).
+
+        :param employee_id: only this employee (external id or Credly uuid: ``filter[employee][id]``).
+        :param per: records per page, 1 to 50 (Credly returns at most 50).
+        :param start_url: resume from a saved :attr:`Page.next_url`.
+        """
+        if isinstance(per, bool) or not isinstance(per, int) or not 1 <= per <= 50:
+            raise ValueError(f"per must be an integer from 1 to 50, got {per!r}")
+        if employee_id is not None and not str(employee_id).strip():
+            raise ValueError("employee_id must not be blank")
+        params = {"filter[employee][id]": employee_id, "per": per}
+        return iter_pages(self.http, self._org("employee_external_badges"), params, start_url=start_url)
+
+    def iter_employee_external_badges(
+        self, employee_id: str | None = None, *, per: int = 50
+    ) -> Iterator[dict[str, Any]]:
+        """External badges of employees, optionally of one employee (see
+        :meth:`iter_employee_external_badge_pages`)."""
+        for page in self.iter_employee_external_badge_pages(employee_id, per=per):
             yield from page.items

@@ -17,6 +17,9 @@ __all__ = [
     "BADGE_FILTERS",
     "BADGE_SORTS",
     "BADGE_STATES",
+    "BADGE_TEMPLATE_FILTERS",
+    "BADGE_TEMPLATE_SORTS",
+    "BADGE_TEMPLATE_STATES",
     "EMPLOYEE_FILTERS",
     "EMPLOYEE_SORTS",
     "EMPLOYEE_STATES",
@@ -29,6 +32,7 @@ __all__ = [
 
 BADGE_STATES = ("pending", "accepted", "rejected", "revoked")
 EMPLOYEE_STATES = ("created", "pending", "accepted", "rejected")
+BADGE_TEMPLATE_STATES = ("active", "archived", "draft")
 
 
 class Kind(Enum):
@@ -89,6 +93,14 @@ BADGE_SORTS = (
     "users[first_name]",
     "users[last_name]",
 )
+# The reference copy shows the badge_template object but lists no keys for GET .../badge_templates: these
+# are the template fields the badges reference filters and sorts on (name, state, public; dates).
+BADGE_TEMPLATE_FILTERS: Mapping[str, FilterSpec] = {
+    "name": _TEXT,
+    "state": FilterSpec(Kind.LIST, BADGE_TEMPLATE_STATES),
+    "public": FilterSpec(Kind.BOOL),
+}
+BADGE_TEMPLATE_SORTS = ("name", "created_at", "updated_at")
 EMPLOYEE_FILTERS: Mapping[str, FilterSpec] = {
     "name_or_email": _TEXT,
     "employee_state": FilterSpec(Kind.TEXT, EMPLOYEE_STATES),

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_credly.client import RetryPolicy
 
-__all__ = ["base_url_from_connection", "client_settings_from_extra", "connection_url"]
+__all__ = ["base_url_from_connection", "client_settings_from_extra", "connection_url", "number_from_extra"]
 
 
 def connection_url(host: str | None, port: int | None) -> str | None:
@@ -61,6 +61,15 @@ def _number(extra: Mapping[str, Any], key: str, kind: type[int] | type[float]) -
         return kind(value)
     except (TypeError, ValueError):
         raise ValueError(f"connection extra {key!r} must be a number, got {value!r}") from None
+
+
+def number_from_extra(extra: Mapping[str, Any], key: str, default: float) -> float:
+    """A number setting of a connection's extra (``default`` when absent or empty).
+
+    :raises ValueError: a value that is not a number.
+    """
+    value = _number(extra, key, float)
+    return default if value is None else float(value)
 
 
 def client_settings_from_extra(extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,17 @@ from airflow_provider_credly.client import (
     CredlyClient,
     HttpClient,
 )
-from airflow_provider_credly.hooks.connection import base_url_from_connection, client_settings_from_extra
+from airflow_provider_credly.client.tokens import (
+    DEFAULT_TOKEN_LIFETIME_DAYS,
+    DEFAULT_TOKEN_WARN_DAYS,
+    PERMISSIONS,
+    TokenStatus,
+)
+from airflow_provider_credly.hooks.connection import (
+    base_url_from_connection,
+    client_settings_from_extra,
+    number_from_extra,
+)
 
 __all__ = ["CredlyHook"]
 
@@ -29,7 +39,9 @@ class CredlyHook(BaseHook):
     * ``host``: the API base URL, default ``https://api.credly.com/v1`` (sandbox:
       ``https://sandbox-api.credly.com/v1``);
     * ``extra``: ``organization_id`` and optional ``timeout``, ``connect_timeout``, ``max_retries``,
-      ``backoff_base``, ``backoff_max``, ``retry_total_timeout``, ``verify``.
+      ``backoff_base``, ``backoff_max``, ``retry_total_timeout``, ``verify``; ``token_lifetime_days``
+      (default 180: Credly tokens expire that long after creation) and ``token_warn_days`` (default 30:
+      a task checking its token logs one warning when fewer days remain; 0 turns the warning off).
 
     :param credly_conn_id: the Airflow connection id.
     :param organization_id: act on this organization instead of the connection's ``organization_id``.
@@ -52,6 +64,8 @@ class CredlyHook(BaseHook):
         self.credly_conn_id = credly_conn_id
         self._organization_id = organization_id
         self.pool_size = pool_size
+        self._token_checked = False
+        self._token_status: TokenStatus | None = None
 
     def __repr__(self) -> str:
         return f"CredlyHook(credly_conn_id={self.credly_conn_id!r})"
@@ -90,17 +104,102 @@ class CredlyHook(BaseHook):
             )
         return org
 
+    @cached_property
+    def token_settings(self) -> tuple[float, float]:
+        """``(token_lifetime_days, token_warn_days)`` from the connection extra (defaults 180 and 30)."""
+        extra = self.get_connection(self.credly_conn_id).extra_dejson or {}
+        lifetime = number_from_extra(extra, "token_lifetime_days", DEFAULT_TOKEN_LIFETIME_DAYS)
+        warn = number_from_extra(extra, "token_warn_days", DEFAULT_TOKEN_WARN_DAYS)
+        if lifetime <= 0:
+            raise ValueError(f"connection extra 'token_lifetime_days' must be positive, got {lifetime}")
+        return lifetime, warn
+
+    def get_token_status(self) -> TokenStatus | None:
+        """Days left and permissions of the connection's own token (one look-up per hook), or ``None`` when
+        the organization does not list it. Never returns, logs or raises the token's value.
+
+        :raises ApiError: the authorization tokens could not be read.
+        """
+        if not self._token_checked:
+            lifetime, _ = self.token_settings
+            self._token_status = self.client.get_token_status(lifetime_days=lifetime)
+            self._token_checked = True
+        return self._token_status
+
+    def check_token(self, *, require: str | None = None) -> TokenStatus | None:
+        """Look the token up (once per hook), log one warning when fewer than ``token_warn_days`` remain,
+        and with ``require`` fail when the token lacks that permission.
+
+        Best effort otherwise: when the tokens cannot be read (or the token is not listed) a warning is
+        logged and ``None`` returned, so the work goes on and Credly itself decides.
+
+        :param require: ``read``, ``write`` or ``delete``.
+        :raises PermissionError: the token lacks ``require`` (checked before any write is sent).
+        """
+        if require is not None and require not in PERMISSIONS:
+            raise ValueError(f"require must be one of {', '.join(PERMISSIONS)}, got {require!r}")
+        first = not self._token_checked
+        try:
+            status = self.get_token_status()
+        except (ApiError, ValueError) as exc:
+            self._token_checked = True  # a failed look-up is not repeated by every caller
+            if first:
+                self.log.warning("Could not check the Credly token of %r: %s", self.credly_conn_id, exc)
+            return None
+        if status is None:
+            if first:
+                self.log.warning(
+                    "The token of connection %r is not among the organization's authorization tokens: "
+                    "its expiry and permissions are unknown",
+                    self.credly_conn_id,
+                )
+            return None
+        _, warn_days = self.token_settings
+        if first and warn_days > 0 and status.days_left < warn_days:
+            self.log.warning(
+                "The Credly token of connection %r %s: fewer than %g days left (token_warn_days); create "
+                "a new token and update the connection",
+                self.credly_conn_id,
+                status.describe(),
+                warn_days,
+            )
+        if require is not None and not getattr(status, PERMISSIONS[require]):
+            kind = (
+                "read-only" if status.read_only else f"permissions: {', '.join(status.permissions) or 'none'}"
+            )
+            raise PermissionError(
+                f"the token of connection {self.credly_conn_id!r} lacks {PERMISSIONS[require]} ({kind}); "
+                f"nothing was sent"
+            )
+        return status
+
     def test_connection(self) -> tuple[bool, str]:
-        """Check the token by reading the organization (or listing organizations when none is set)."""
+        """Check the token by reading the organization (or listing organizations when none is set), and
+        report the days it has left and its permissions."""
         try:
             client = self.client
             if client.organization_id:
                 org = client.get_organization()
-                return True, f"Connected to Credly organization {org.get('name') or client.organization_id!r}"
-            count = sum(1 for _ in client.iter_organizations())
-            return True, f"Connected to Credly; the token can act for {count} organization(s)"
+                message = f"Connected to Credly organization {org.get('name') or client.organization_id!r}"
+            else:
+                count = sum(1 for _ in client.iter_organizations())
+                return True, f"Connected to Credly; the token can act for {count} organization(s)"
         except (ApiError, ValueError) as exc:
             return False, str(exc)
+        return True, f"{message}; {self._describe_token()}"
+
+    def _describe_token(self) -> str:
+        try:
+            status = self.get_token_status()
+        except (ApiError, ValueError) as exc:
+            return f"the token's expiry is unknown ({exc})"
+        if status is None:
+            return "the token is not among the organization's authorization tokens: its expiry is unknown"
+        _, warn_days = self.token_settings
+        text = f"the token {status.describe()}"
+        if warn_days > 0 and status.days_left < warn_days:
+            text += f" (fewer than {warn_days:g} days left: renew it)"
+        return text
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

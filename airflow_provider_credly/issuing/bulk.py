@@ -39,6 +39,8 @@ class IssueResult:
     outcome: str
     badge: dict[str, Any] | None = None
     reason: str | None = None
+    #: the API error behind a failure, when one (the single-issue operators fail for good on a 401)
+    error: Exception | None = field(default=None, compare=False, repr=False)
 
     @property
     def badge_id(self) -> str | None:

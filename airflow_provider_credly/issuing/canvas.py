@@ -53,6 +53,7 @@ ASSERTION_FIELDS = frozenset(
         "evidence",
         "extensions",
         "ob3_award_properties",
+        "notify",
     }
 )
 """Row keys accepted for an award (``recipient_email``/``email`` are aliases of ``recipient_identity``)."""
@@ -204,7 +205,7 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
                         return self.adopt(item, first_attempt)
             return self._issue(fields, first_attempt)
         except ApiError as exc:  # a look-up failed after its own retries
-            return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}")
+            return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}", exc)
 
     def _issue(self, fields: Mapping[str, Any], first_attempt: float) -> IssueResult:
         body = {k: v for k, v in fields.items() if k != "badgeclass"}
@@ -227,7 +228,8 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
                 )
             except ValidationError as exc:
                 if not is_duplicate_award_error(exc):
-                    return IssueResult("failed", None, f"rejected ({exc.status}): {'; '.join(exc.messages)}")
+                    reason = f"rejected ({exc.status}): {'; '.join(exc.messages)}"
+                    return IssueResult("failed", None, reason, exc)
                 return self._resolve_duplicate(fields, first_attempt, uncertain)
             except RateLimitError as exc:  # not applied; the core already waited as long as allowed
                 last = exc
@@ -241,7 +243,7 @@ class CanvasAssertionIssuer(ExactlyOnceIssuer[CanvasCredentialsClient]):
                         return self._recovered(found, f"an unknown outcome ({exc})")
                 continue
             except ApiError as exc:
-                return IssueResult("failed", None, str(exc))
+                return IssueResult("failed", None, str(exc), exc)
             if item.get("entityId"):
                 self.claim(str(item["entityId"]))
             return IssueResult("issued", assertion_summary(item))

@@ -53,8 +53,12 @@ def _key(template_id: Any, email: Any) -> Key:
     return str(template_id).strip(), str(email).strip().lower()
 
 
-def badge_summary(badge: Mapping[str, Any]) -> dict[str, Any]:
-    """The small, JSON-safe view of a badge pushed to XCom."""
+def badge_summary(badge: Mapping[str, Any], location: str | None = None) -> dict[str, Any]:
+    """The small, JSON-safe view of a badge pushed to XCom.
+
+    :param location: the ``Location`` header of the issue response (the new badge's URL); ``None`` for a
+        badge found by a look-up.
+    """
     template = badge.get("badge_template")
     return {
         "id": badge.get("id"),
@@ -63,6 +67,7 @@ def badge_summary(badge: Mapping[str, Any]) -> dict[str, Any]:
         "badge_template_id": template.get("id") if isinstance(template, Mapping) else None,
         "recipient_email": badge.get("recipient_email"),
         "issuer_earner_id": badge.get("issuer_earner_id"),
+        "location": location,
     }
 
 
@@ -141,7 +146,7 @@ class BadgeIssuer(ExactlyOnceIssuer[CredlyClient]):
                     return self.adopt(found, first_attempt)
             return self._issue(payload, first_attempt)
         except ApiError as exc:  # a look-up failed after its own retries
-            return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}")
+            return IssueResult("failed", None, f"outcome unknown, look-up failed: {exc}", exc)
 
     def _issue(self, payload: Mapping[str, Any], first_attempt: float) -> IssueResult:
         attempt = 0
@@ -150,7 +155,7 @@ class BadgeIssuer(ExactlyOnceIssuer[CredlyClient]):
         while attempt < self.max_attempts:
             attempt += 1
             try:
-                badge = self._call(lambda: self.client.issue_badge(**payload))
+                created = self._call(lambda: self.client.issue_badge_located(**payload))
             except ValidationError as exc:
                 return self._rejected(payload, exc, first_attempt, uncertain)
             except RateLimitError as exc:  # not applied; the core already waited as long as allowed
@@ -167,10 +172,11 @@ class BadgeIssuer(ExactlyOnceIssuer[CredlyClient]):
                     return IssueResult("issued", badge_summary(found))
                 continue
             except ApiError as exc:
-                return IssueResult("failed", None, str(exc))
+                return IssueResult("failed", None, str(exc), exc)
+            badge = created.data
             if badge.get("id"):
                 self.claim(str(badge["id"]))
-            return IssueResult("issued", badge_summary(badge))
+            return IssueResult("issued", badge_summary(badge, created.location))
         return IssueResult("failed", None, f"not issued after {attempt} attempt(s): {last}")
 
     def _rejected(
@@ -179,7 +185,7 @@ class BadgeIssuer(ExactlyOnceIssuer[CredlyClient]):
         """A 422: the existing badge for Credly's duplicate refusal, else a failure with Credly's message."""
         rejected = f"rejected ({exc.status}): {'; '.join(exc.messages)}"
         if not is_duplicate_badge_error(exc):
-            return IssueResult("failed", None, rejected)
+            return IssueResult("failed", None, rejected, exc)
         try:
             found = self._call(lambda: find_existing_badges(self.client, payload))
         except ApiError as lookup:

@@ -16,6 +16,7 @@ from airflow_provider_credly.actions.credly import delete_badge, replace_badge, 
 from airflow_provider_credly.actions.results import ActionResult, actions_xcom, run_actions
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_replace_payload
+from airflow_provider_credly.links import CredlyBadgeLink, CredlyOrganizationLink
 from airflow_provider_credly.operators.base import (
     CredlyBaseOperator,
     load_rows,
@@ -44,7 +45,8 @@ class _BadgeActionOperator(CredlyBaseOperator):
         "max_xcom_rows",
         "credly_conn_id",
     )
-    template_fields_renderers = {"sql": "sql"}
+    template_fields_renderers = {"sql": "sql", "badge_ids": "json", "parameters": "json"}
+    template_ext: Sequence[str] = (".sql",)
     typed_fields = {
         "follow_replacement": "flag",
         "workers": "int",
@@ -232,6 +234,8 @@ class CredlyReplaceBadgeOperator(CredlyBaseOperator):
         "credly_conn_id",
     )
     typed_fields = {"follow_replacement": "flag"}
+    template_fields_renderers = {"fields": "json"}
+    operator_extra_links = (CredlyBadgeLink(), CredlyOrganizationLink())
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from airflow_provider_credly.client.payloads import build_issue_payload
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing.bulk import IfExists
 from airflow_provider_credly.issuing.credly import BadgeIssuer, run_bulk_issue, validate_rows
+from airflow_provider_credly.links import CredlyBadgeLink, CredlyOrganizationLink
 from airflow_provider_credly.operators.badge_actions import (
     CredlyDeleteBadgeOperator,
     CredlyReplaceBadgeOperator,
@@ -71,8 +72,12 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
         only, ``True`` always, ``False`` never.
     :param credly_conn_id: the Credly connection.
 
+    Before the first ``POST`` the connection's token is looked up: a token without ``write_enabled``
+    fails the task with that reason, and one with fewer than ``token_warn_days`` left logs a warning.
+
     XCom: ``{"outcome": "issued"|"already_existed", "id", "state", "url", "badge_template_id",
-    "recipient_email", "issuer_earner_id"}``.
+    "recipient_email", "issuer_earner_id", "location"}`` (``location``: the issue response's ``Location``
+    header, ``None`` when the badge was found rather than created by this call).
     """
 
     template_fields: Sequence[str] = (
@@ -93,6 +98,8 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
         "credly_conn_id",
     )
     typed_fields = {"suppress_badge_notification_email": "flag", "check_existing": "flag"}
+    template_fields_renderers = {"evidence": "json", "extra_fields": "json"}
+    operator_extra_links = (CredlyBadgeLink(), CredlyOrganizationLink())
 
     def __init__(
         self,
@@ -149,6 +156,7 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         payload = self.build_payload(context)
+        self.check_token(require="write")
         issuer = BadgeIssuer(self.hook.client, if_exists=self.if_exists, since=first_try_bound(context))
         check = try_number(context) > 1 if self.check_existing is None else self.check_existing
         result = issuer.issue(payload, check_existing=check)
@@ -203,6 +211,7 @@ class CredlyBulkIssueBadgesOperator(BulkIssueMixin[CredlyHook], CredlyBaseOperat
         tries = try_number(context)
         payloads = validate_rows(self.load_rows(), {"issued_at": run_date(context), **(self.defaults or {})})
         check = tries > 1 if self.check_existing is None else self.check_existing
+        self.check_token(require="write")
         self.log.info(
             "Issuing %d badge(s) with %d worker(s) (check existing: %s)", len(payloads), self.workers, check
         )

@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing.bulk import BulkIssueReport, IfExists, IssueResult
+from airflow_provider_credly.lineage import DatasetRef, canvas_collection, credly_collection, operator_lineage
+from airflow_provider_credly.links import CredlyOrganizationLink
+from airflow_provider_credly.operators.failures import FailFastMixin, as_permanent, is_permanent
 
 if TYPE_CHECKING:
     import jinja2
@@ -123,6 +126,8 @@ def issue_xcom(operator: BaseOperator, result: IssueResult, *, kind: str, what: 
     :param what: the item in the failure message (``badge for 'a@b.c'``).
     """
     if result.outcome == "failed":
+        if result.error is not None and is_permanent(result.error):  # a 401, an invalid field: not retried
+            raise as_permanent(result.error)
         raise AirflowException(f"{what} not issued: {result.reason}")
     operator.log.info("%s %s: %s", kind, result.badge_id, result.outcome)
     return {"outcome": result.outcome, **(result.badge or {})}
@@ -177,9 +182,11 @@ def _coerce(value: Any, kind: str, name: str) -> Any:
 HookT = TypeVar("HookT", bound="CredlyHook | CanvasCredentialsHook")
 
 
-class ApiOperator(BaseOperator, Generic[HookT]):
+class ApiOperator(FailFastMixin, BaseOperator, Generic[HookT]):
     """Shared by the operators of both backends: a lazily built hook on the connection named by the
-    attribute :attr:`conn_id_attr`, and :attr:`typed_fields` converted back to their types once rendered.
+    attribute :attr:`conn_id_attr`, :attr:`typed_fields` converted back to their types once rendered,
+    errors a retry cannot fix failing the task at once (:mod:`~airflow_provider_credly.operators.failures`)
+    and OpenLineage facets naming the API collection the task wrote (:meth:`lineage_outputs`).
 
     Each backend's base (:class:`CredlyBaseOperator`, :class:`CanvasCredentialsBaseOperator`) declares its
     connection id as an explicit keyword argument of its own ``__init__``: Airflow fills ``default_args``
@@ -220,23 +227,64 @@ class ApiOperator(BaseOperator, Generic[HookT]):
         pool_size = max(16, int(getattr(self, "workers", 0) or 0))
         return self.hook_class(getattr(self, self.conn_id_attr), pool_size=pool_size)
 
+    def lineage_outputs(self) -> list[DatasetRef]:
+        """The API collections the task wrote, as OpenLineage datasets (each backend names them)."""
+        return []
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the API collection written (see :meth:`lineage_outputs`)."""
+        return operator_lineage(outputs=self.lineage_outputs())
+
 
 class CredlyBaseOperator(ApiOperator[CredlyHook]):
-    """The base of the Credly operators: the Credly connection id and hook."""
+    """The base of the Credly operators: the Credly connection id and hook, the "Credly organization"
+    extra link, and lineage naming the organization's :attr:`lineage_collection`."""
 
     hook_class = CredlyHook
     conn_id_attr = "credly_conn_id"
+    operator_extra_links: tuple[BaseOperatorLink, ...] = (CredlyOrganizationLink(),)
+    #: the organization's collection the operator writes (``credly://<API host>``,
+    #: ``organizations/<org>/<collection>``)
+    lineage_collection = "badges"
 
     def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.credly_conn_id = credly_conn_id
 
+    def lineage_outputs(self) -> list[DatasetRef]:
+        client = self.hook.client
+        return [credly_collection(client.http.base_url, client.organization_id, self.lineage_collection)]
+
+    def check_token(self, require: str | None = None) -> None:
+        """Check the connection's token once (see :meth:`CredlyHook.check_token`): one warning when it has
+        fewer than ``token_warn_days`` left, and with ``require`` (``"write"`` before issuing) the task
+        fails with the reason before anything is sent when the token lacks that permission."""
+        try:
+            self.hook.check_token(require=require)
+        except PermissionError as exc:
+            raise AirflowException(str(exc)) from None
+
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        # Every Credly task warns about a token about to expire (one look-up per hook; a task that
+        # already checked, such as an issuing one, sends nothing more; never fails the task).
+        super().post_execute(context, result)
+        self.check_token()
+
 
 class CanvasCredentialsBaseOperator(ApiOperator[CanvasCredentialsHook]):
-    """The base of the Canvas Credentials operators: the Canvas Credentials connection id and hook."""
+    """The base of the Canvas Credentials operators: the Canvas Credentials connection id and hook, and
+    lineage naming the collections of :meth:`lineage_paths`."""
 
     hook_class = CanvasCredentialsHook
     conn_id_attr = "canvas_credentials_conn_id"
+
+    def lineage_paths(self) -> list[str]:
+        """The collections the operator wrote (``badgeclasses/<id>/assertions``...); ``assertions`` here."""
+        return ["assertions"]
+
+    def lineage_outputs(self) -> list[DatasetRef]:
+        base_url = self.hook.client.http.base_url
+        return [canvas_collection(base_url, path) for path in self.lineage_paths()]
 
     def __init__(
         self, *, canvas_credentials_conn_id: str = CanvasCredentialsHook.default_conn_name, **kwargs: Any
@@ -289,7 +337,14 @@ class BulkIssueMixin(ApiOperator[HookT]):
     report_id_column: str = "badge_id"
     #: ``(column, SQL type, key of the validated row)`` describing each row in the report table
     report_row_columns: tuple[tuple[str, str, str], ...] = ()
-    template_fields_renderers = {"sql": "sql", "rows": "json", "defaults": "json"}
+    template_fields_renderers = {
+        "sql": "sql",
+        "rows": "json",
+        "defaults": "json",
+        "column_mapping": "json",
+        "parameters": "json",
+    }
+    template_ext: Sequence[str] = (".sql",)
     typed_fields = {
         "workers": "int",
         "max_requests_per_second": "float",

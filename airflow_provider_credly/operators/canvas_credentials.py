@@ -40,7 +40,16 @@ __all__ = [
 ]
 
 
-class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
+class _AwardLineage(CanvasCredentialsBaseOperator):
+    """Lineage of the award operators: the assertions of each badge class awarded (set in ``execute``)."""
+
+    _badge_classes: list[str] = []
+
+    def lineage_paths(self) -> list[str]:
+        return [f"badgeclasses/{b}/assertions" for b in self._badge_classes] or super().lineage_paths()
+
+
+class CanvasCredentialsIssueAssertionOperator(_AwardLineage):
     """Award a badge class to one recipient, exactly once across retries.
 
     The award is sent with ``allowDuplicateAwards: false`` (unless ``allow_duplicate_awards``), so a
@@ -61,6 +70,8 @@ class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
     :param if_exists: ``"return"`` (default) reports an existing award; ``"fail"`` fails the task.
     :param allow_duplicate_awards: award again even when the recipient holds the badge (an attempt with an
         unknown outcome is then checked by listing before it is repeated; on task retries too).
+    :param notify: e-mail the recipient about the award (Badgr's ``notify``); ``None`` (default) leaves it
+        to the server. Bulk awards take ``notify`` as a row field or in ``defaults``.
     :param canvas_credentials_conn_id: the Canvas Credentials connection.
 
     XCom: ``{"outcome": "issued"|"already_existed", "id", "open_badge_id", "badgeclass", "issuer",
@@ -79,9 +90,11 @@ class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
         "if_exists",
         "hashed",
         "allow_duplicate_awards",
+        "notify",
         "canvas_credentials_conn_id",
     )
-    typed_fields = {"hashed": "flag", "allow_duplicate_awards": "flag"}
+    typed_fields = {"hashed": "flag", "allow_duplicate_awards": "flag", "notify": "flag"}
+    template_fields_renderers = {"evidence": "json", "extensions": "json"}
 
     def __init__(
         self,
@@ -97,9 +110,11 @@ class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
         extensions: dict[str, Any] | None = None,
         if_exists: IfExists = "return",
         allow_duplicate_awards: bool = False,
+        notify: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.notify = notify
         self.badge_class_id = badge_class_id
         self.recipient_identity = recipient_identity
         self.recipient_type = recipient_type
@@ -123,8 +138,10 @@ class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
             "narrative": self.narrative or None,
             "evidence": self.evidence or None,
             "extensions": self.extensions or None,
+            "notify": self.notify,
         }
         (fields,) = validate_assertion_rows([row])
+        self._badge_classes = [fields["badgeclass"]]
         issuer = CanvasAssertionIssuer(
             self.hook.client,
             if_exists=self.if_exists,
@@ -136,9 +153,7 @@ class CanvasCredentialsIssueAssertionOperator(CanvasCredentialsBaseOperator):
         return issue_xcom(self, result, kind="Assertion", what=f"assertion of {self.badge_class_id!r}")
 
 
-class CanvasCredentialsBulkIssueAssertionsOperator(
-    BulkIssueMixin[CanvasCredentialsHook], CanvasCredentialsBaseOperator
-):
+class CanvasCredentialsBulkIssueAssertionsOperator(BulkIssueMixin[CanvasCredentialsHook], _AwardLineage):
     """Award badge classes to many recipients, each exactly once, from a list of rows or a SQL query.
 
     Every row is validated before the first call; all invalid rows are reported at once. Rows are sent by
@@ -199,6 +214,7 @@ class CanvasCredentialsBulkIssueAssertionsOperator(
             **(self.defaults or {}),
         }
         rows = validate_assertion_rows(self.load_rows(), defaults)
+        self._badge_classes = sorted({str(r["badgeclass"]) for r in rows})
         tries = try_number(context)
         check = self.allow_duplicate_awards and tries > 1
         self.log.info("Awarding %d assertion(s) with %d worker(s)", len(rows), self.workers)
@@ -236,6 +252,7 @@ class CanvasCredentialsRevokeAssertionsOperator(CanvasCredentialsBaseOperator):
         "canvas_credentials_conn_id",
     )
     typed_fields = {"workers": "int", "max_failures": "int"}
+    template_fields_renderers = {"assertion_ids": "json"}
 
     def __init__(
         self,

@@ -69,7 +69,14 @@ class CredlyEmployeeSyncOperator(CredlyBaseOperator):
         "max_xcom_ids",
         "credly_conn_id",
     )
-    template_fields_renderers = {"sql": "sql", "roster": "json"}
+    template_fields_renderers = {
+        "sql": "sql",
+        "roster": "json",
+        "column_mapping": "json",
+        "parameters": "json",
+    }
+    template_ext: Sequence[str] = (".sql",)
+    lineage_collection = "employees"
     typed_fields = {
         "delete_missing": "flag",
         "max_delete_fraction": "float",

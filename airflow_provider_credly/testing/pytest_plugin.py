@@ -1,5 +1,9 @@
-"""Pytest fixtures for the local emulators, registered automatically (``pytest11`` entry point) when the
-provider is installed: ``credly_emulator``, ``credly_emulator_factory``, ``canvas_emulator`` and ``canvas_conn``.
+"""Pytest fixtures for the local emulators: ``credly_emulator``, ``credly_emulator_factory``,
+``canvas_emulator`` and ``canvas_conn``.
+
+Opt-in, so installing the provider adds nothing to a user's other test suites: load it with
+``pytest -p airflow_provider_credly.testing.pytest_plugin`` (or ``addopts``), or in a top-level conftest.py
+with ``pytest_plugins = ["airflow_provider_credly.testing.pytest_plugin"]``.
 """
 
 from __future__ import annotations

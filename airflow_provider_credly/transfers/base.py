@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseHook, BaseOperator
 
 from airflow_provider_credly.client.times import format_date
 from airflow_provider_credly.hooks.sql import get_db_hook
+from airflow_provider_credly.lineage import DatasetRef, TableLocation, operator_lineage, table_location
+from airflow_provider_credly.operators.failures import FailFastMixin
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint
 from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
-from airflow_provider_credly.warehouse.transfer import PageOpener, TransferRun
+from airflow_provider_credly.warehouse.transfer import PageOpener, TransferResult, TransferRun
 from airflow_provider_credly.warehouse.writers import writer_for
 
 if TYPE_CHECKING:
@@ -32,18 +35,40 @@ __all__ = [
     "SqlTransferOperator",
     "incremental_since",
     "table_counts",
+    "warehouse_alias",
     "warehouse_asset",
 ]
 
 DEFAULT_DESTINATION = "duckdb_default"
 
 
-def warehouse_asset(destination_conn_id: str, table: str) -> Asset:
-    """The Asset a transfer declares for its table: ``credly-warehouse://<conn id>/<table>``.
+def warehouse_alias(destination_conn_id: str, table: str) -> AssetAlias:
+    """The Asset alias a transfer declares as its outlet: ``credly-warehouse:<conn id>/<table>``.
 
-    Schedule a downstream DAG on it with ``schedule=[warehouse_asset("duckdb_default", "credly_badges")]``.
+    The table's Asset is named as the destination's provider names it (``postgres://host:port/db/schema/
+    table``, see :mod:`airflow_provider_credly.lineage`), which takes the connection to know; the
+    connection is read when the task runs, not when the DAG is parsed, so the transfer declares this alias
+    and attaches each run's event to the table's Asset. Schedule a downstream DAG on either:
+    ``schedule=[warehouse_alias("duckdb_default", "credly_badges")]`` or
+    ``schedule=[warehouse_asset("duckdb_default", "credly_badges")]``.
     """
-    return Asset(uri=f"credly-warehouse://{destination_conn_id}/{table}", name=f"credly_warehouse_{table}")
+    return AssetAlias(name=f"credly-warehouse:{destination_conn_id}/{table}")
+
+
+def warehouse_location(destination_conn_id: str, table: str) -> TableLocation:
+    """Where ``table`` lives on ``destination_conn_id``, named as its provider names it (reads the
+    connection)."""
+    conn = BaseHook.get_connection(destination_conn_id)
+    return table_location(conn, get_db_hook(destination_conn_id), str(TableName.parse(table)))
+
+
+def warehouse_asset(destination_conn_id: str, table: str) -> Asset:
+    """The Asset of a transfer's table, e.g. ``postgres://db.example.com:5432/analytics/public/credly_badges``
+    or ``duckdb:/data/warehouse.duckdb/main/credly_badges`` (URI and name alike; unique per destination).
+
+    Reads the connection: use it where connections can be read, or write the URI yourself.
+    """
+    return warehouse_location(destination_conn_id, table).asset()
 
 
 def incremental_since(
@@ -77,7 +102,7 @@ def table_counts(destination_conn_id: str, table: str, group_by: str | None = "s
     return out
 
 
-class SqlTransferOperator(BaseOperator):
+class SqlTransferOperator(FailFastMixin, BaseOperator):
     """Base of the API-to-SQL transfers: streams a page source into a table on any common.sql connection.
 
     A subclass sets :attr:`spec` (the table's columns) and implements :meth:`build_request` (validated
@@ -93,11 +118,14 @@ class SqlTransferOperator(BaseOperator):
     :param page_queue_size: complete write batches fetched ahead of the writer.
     :param batch_rows: records per write batch, i.e. per transaction and checkpoint.
     :param checkpoint_key: override the checkpoint key (templated).
+    :param store_raw: keep each record's JSON in the ``raw`` column (default); ``False`` leaves it ``NULL``
+        and makes the DuckDB and PostgreSQL loads cheaper (see docs/transfers.md).
     """
 
     spec: TableSpec = BADGES
     template_fields: Sequence[str] = ("destination_conn_id", "table", "checkpoint_key")
     ui_color = "#f0e6ff"
+    template_fields_renderers = {"filters": "json"}
     #: the source cursor yields each key at most once (see ``run_transfer(unique_keys=...)``)
     unique_keys: bool = False
 
@@ -111,12 +139,13 @@ class SqlTransferOperator(BaseOperator):
         page_queue_size: int = 2,
         batch_rows: int = 10_000,
         checkpoint_key: str | None = None,
+        store_raw: bool = True,
         outlets: Any = None,
         **kwargs: Any,
     ) -> None:
         if outlets is None:  # a templated name cannot make a static Asset: pass outlets yourself then
             templated = "{{" in f"{destination_conn_id}{table}"
-            outlets = [] if templated else [warehouse_asset(destination_conn_id, table)]
+            outlets = [] if templated else [warehouse_alias(destination_conn_id, table)]
         super().__init__(outlets=outlets, **kwargs)
         self.table = table
         self.destination_conn_id = destination_conn_id
@@ -125,6 +154,7 @@ class SqlTransferOperator(BaseOperator):
         self.page_queue_size = page_queue_size
         self.batch_rows = batch_rows
         self.checkpoint_key = checkpoint_key
+        self.store_raw = store_raw
 
     def get_db_hook(self) -> DbApiHook:
         """The destination's ``DbApiHook`` (DuckDB, PostgreSQL, SQLite...)."""
@@ -186,12 +216,22 @@ class SqlTransferOperator(BaseOperator):
                 f"this load has filter {request['filter']!r}"
             )
 
+    def run_load(
+        self, run: TransferRun, open_pages: PageOpener, fingerprint: str, request: Mapping[str, Any]
+    ) -> TransferResult:
+        """Run the prepared load: one cursor here (:meth:`TransferRun.run`); the badges transfer reads
+        several slices at once instead (``parallel_cursors``)."""
+        return run.run(open_pages, fingerprint)
+
     def execute(self, context: Context) -> dict[str, Any]:
         table = self.validate()
         # every setting is validated before any I/O: a load that cannot run creates no table
         self.check_request(self.build_request(context)[1])
         key = self.transfer_key(context, table)
-        writer = writer_for(self.get_db_hook(), self.spec, table, children=self.include_child_tables)
+        hook = self.get_db_hook()
+        writer = writer_for(
+            hook, self.spec, table, children=self.include_child_tables, store_raw=bool(self.store_raw)
+        )
         try:
             run = TransferRun(
                 writer=writer,
@@ -215,9 +255,58 @@ class SqlTransferOperator(BaseOperator):
                 self.destination_conn_id,
                 {k: v for k, v in request.items() if v is not None},
             )
-            result = run.run(open_pages, fingerprint)
+            result = self.run_load(run, open_pages, fingerprint, request)
         finally:
             writer.close()
         summary = {**result.as_dict(), **{k: v for k, v in request.items() if k != "endpoint"}}
         summary["destination_conn_id"] = self.destination_conn_id
+        self.record_lineage(context, hook, table, request, summary)
         return summary
+
+    # -- lineage -------------------------------------------------------------------------------------
+
+    def source_dataset(self, request: Mapping[str, Any]) -> DatasetRef | None:
+        """The API collection the load read, as a dataset (see :func:`~airflow_provider_credly.lineage.
+        api_dataset`); subclasses name it, ``None`` here."""
+        return None
+
+    def record_lineage(
+        self,
+        context: Context,
+        hook: DbApiHook,
+        table: TableName,
+        request: Mapping[str, Any],
+        summary: Mapping[str, Any],
+    ) -> None:
+        """After a load: keep its source and tables for :meth:`get_openlineage_facets_on_complete` and
+        attach this run's event to the table's Asset through the outlet alias. Naming the destination
+        never fails a load that succeeded (it is logged instead)."""
+        try:
+            conn = BaseHook.get_connection(self.destination_conn_id)
+        except Exception:  # duckdb_default may be undefined: the DuckDB hook then opens :memory:
+            conn = None
+        try:
+            location = table_location(conn, hook, str(table))
+        except Exception as exc:
+            self.log.warning("Could not name the destination table for lineage: %s", exc)
+            return
+        table_set = location.dataset(self.spec, rows=int(summary.get("rows") or 0))
+        if not getattr(self, "store_raw", True):  # the table has no raw column then
+            table_set = replace(table_set, fields=tuple(f for f in table_set.fields if f[0] != "raw"))
+        outputs = [table_set]
+        if self.include_child_tables:
+            outputs += [location.child(f"{table.name}_{c.suffix}").dataset() for c in self.spec.children]
+        source = self.source_dataset(request)
+        self._lineage = ([source] if source is not None else [], outputs)
+        alias = warehouse_alias(self.destination_conn_id, self.table)
+        if alias in (self.outlets or []):
+            events = context.get("outlet_events")
+            if events is not None:
+                events[alias].add(location.asset(), extra={"rows": summary.get("rows")})
+                self.log.info("Asset event for %s", location.uri)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the API collection read (input) and the destination table written (output, with
+        its columns and the rows written), named as the destination's provider names it."""
+        inputs, outputs = getattr(self, "_lineage", ([], []))
+        return operator_lineage(inputs, outputs)

@@ -7,13 +7,14 @@ operator base; only the table definition and the page source differ.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_credly.client.canvas import MAX_PAGE_SIZE
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
+from airflow_provider_credly.lineage import DatasetRef, canvas_collection
 from airflow_provider_credly.transfers.base import PageOpener, SqlTransferOperator
 from airflow_provider_credly.warehouse.schema import ChildSpec, Column, TableSpec
 
@@ -141,6 +142,11 @@ class CanvasCredentialsAssertionsToSqlOperator(SqlTransferOperator):
     def canvas_hook(self) -> CanvasCredentialsHook:
         """The Canvas Credentials hook (built on first use)."""
         return CanvasCredentialsHook(self.canvas_credentials_conn_id)
+
+    def source_dataset(self, request: Mapping[str, Any]) -> DatasetRef | None:
+        """``canvas-credentials://<API host>`` + ``<issuers|badgeclasses>/<id>/assertions``."""
+        path = f"{request['scope']}/{request['entity_id']}/assertions"
+        return canvas_collection(str(request["base_url"]), path)
 
     def build_request(
         self, context: Context, *, bootstrap: bool = False

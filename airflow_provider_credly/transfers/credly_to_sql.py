@@ -1,4 +1,4 @@
-"""Credly to SQL: stream badges, employees or events into a warehouse table on any common.sql connection.
+"""Credly to SQL: stream badges, badge templates, employees or events into a warehouse table on any common.sql connection.
 
 The machinery (typed schema, dialect bulk writers, checkpoints in the destination, bounded fetch/write
 pipeline) lives in :mod:`airflow_provider_credly.warehouse`; these operators only turn an Airflow context
@@ -12,26 +12,43 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseOperatorLink
+
+from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate, observe_throttling, paced
 from airflow_provider_credly.client.credly import BadgeFormat, CredlyClient
-from airflow_provider_credly.client.filters import BADGE_FILTERS, EMPLOYEE_FILTERS, build_filter, parse_filter
+from airflow_provider_credly.client.filters import (
+    BADGE_FILTERS,
+    BADGE_TEMPLATE_FILTERS,
+    BADGE_TEMPLATE_SORTS,
+    EMPLOYEE_FILTERS,
+    build_filter,
+    build_sort,
+    parse_filter,
+)
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.hooks.credly import CredlyHook
+from airflow_provider_credly.lineage import DatasetRef, credly_collection
+from airflow_provider_credly.links import CredlyOrganizationLink
 from airflow_provider_credly.transfers.base import (
     DEFAULT_DESTINATION,
     PageOpener,
     SqlTransferOperator,
     incremental_since,
     table_counts,
+    warehouse_alias,
     warehouse_asset,
 )
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint
-from airflow_provider_credly.warehouse.schema import BADGES, EMPLOYEES, EVENTS
+from airflow_provider_credly.warehouse.schema import BADGE_TEMPLATES, BADGES, EMPLOYEES, EVENTS
+from airflow_provider_credly.warehouse.slices import Slice, plan_badge_slices
+from airflow_provider_credly.warehouse.transfer import SlicedPages, TransferResult, TransferRun
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = [
     "DEFAULT_DESTINATION",
+    "CredlyBadgeTemplatesToSqlOperator",
     "CredlyBadgesToSqlOperator",
     "CredlyEmployeesToSqlOperator",
     "CredlyEventsToSqlOperator",
@@ -39,10 +56,16 @@ __all__ = [
     "SqlTransferOperator",
     "incremental_since",
     "table_counts",
+    "warehouse_alias",
     "warehouse_asset",
 ]
 
 MODES = ("full", "incremental")
+#: cursors of a badges load unless ``parallel_cursors`` says otherwise: conservative for a shared API
+DEFAULT_PARALLEL_CURSORS = 4
+MAX_PARALLEL_CURSORS = 64
+#: slices planned per cursor: cursors that finish early take the next slice, so the tail stays short
+SLICES_PER_CURSOR = 4
 WATERMARK_FILTERS = ("updated_at_min", "state_updated_at_min", "created_at_min", "issued_at_min")
 
 
@@ -50,6 +73,7 @@ class _CredlyToSqlOperator(SqlTransferOperator):
     """The Credly-to-SQL transfers' base: :class:`SqlTransferOperator` with a Credly connection."""
 
     template_fields: Sequence[str] = ("credly_conn_id", *SqlTransferOperator.template_fields)
+    operator_extra_links: tuple[BaseOperatorLink, ...] = (CredlyOrganizationLink(),)
 
     def __init__(self, *, credly_conn_id: str = CredlyHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,13 +82,31 @@ class _CredlyToSqlOperator(SqlTransferOperator):
     @cached_property
     def credly_hook(self) -> CredlyHook:
         """The Credly hook (built on first use)."""
-        return CredlyHook(credly_conn_id=self.credly_conn_id)
+        # one pooled connection per concurrent cursor (parallel_cursors may exceed the default pool)
+        cursors = getattr(self, "parallel_cursors", 1)
+        pool = max(16, int(cursors)) if str(cursors).isdigit() else 16
+        return CredlyHook(credly_conn_id=self.credly_conn_id, pool_size=pool)
+
+    #: the organization's collection this transfer reads, for lineage
+    collection = "badges"
+
+    def source_dataset(self, request: Mapping[str, Any]) -> DatasetRef | None:
+        """``credly://<API host>`` + ``organizations/<org>/<collection>``."""
+        base_url = self.credly_hook.client.http.base_url
+        return credly_collection(base_url, request.get("organization_id"), self.collection)
 
     def org_client(self) -> CredlyClient:
         """The Credly client; raises ``ValueError`` (no request made) when no organization is set."""
         hook = self.credly_hook
         _ = hook.organization_id  # the property raises when the connection sets none
         return hook.client
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = super().execute(context)
+        # after the load (nothing is sent before every setting is validated): one warning when the token
+        # has fewer than token_warn_days left; never fails the load
+        self.credly_hook.check_token()
+        return result
 
 
 class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
@@ -99,6 +141,18 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         holds no row of another load, e.g. a first load, whose batches are then inserted without a delete).
     :param batch_rows: records per write batch, i.e. per transaction and checkpoint (default 10,000).
     :param checkpoint_key: override the checkpoint key (templated).
+    :param store_raw: keep each badge's JSON in the ``raw`` column (default ``True``); ``False`` leaves it
+        ``NULL`` and makes DuckDB and PostgreSQL loads cheaper (docs/transfers.md).
+    :param parallel_cursors: high-volume cursors read at once (default 4; templated). Above 1 the request
+        is split into created_at slices of about equal badge counts (``metadata.total_count`` probes of the
+        regular search, see :func:`~airflow_provider_credly.warehouse.slices.plan_badge_slices`), about 4
+        slices per cursor, fetched concurrently and written by the one writer; each slice has its own
+        checkpoint, so a retry resumes every slice and never fetches a finished one again. 429s from any
+        cursor lower the requests in flight for all of them. ``1`` is the single cursor of earlier
+        versions. A badge created during the load lands in the last slice if its cursor has not ended yet,
+        otherwise in the next incremental run (as with one cursor).
+    :param max_requests_per_second: optional cap on the cursors' requests per second, in total.
+    :param min_slice_badges: no slice is planned smaller than this (default 1,000).
     """
 
     spec = BADGES
@@ -110,6 +164,7 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         "until",
         "mode",
         "badge_format",
+        "parallel_cursors",
     )
     unique_keys = True  # the high-volume cursor seeks by (created_at, id): each badge once per load
 
@@ -125,9 +180,15 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         filters: Mapping[str, Any] | str | None = None,
         badge_format: str = "default",
         bootstrap_full: bool = True,
+        parallel_cursors: int | str = DEFAULT_PARALLEL_CURSORS,
+        max_requests_per_second: float | None = None,
+        min_slice_badges: int = 1_000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.parallel_cursors = parallel_cursors
+        self.max_requests_per_second = max_requests_per_second
+        self.min_slice_badges = min_slice_badges
         self.bootstrap_full = bootstrap_full
         self.mode = mode
         self.overlap = overlap
@@ -154,6 +215,7 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
             raise ValueError(f"badge_format must be 'default' or 'minimal', got {self.badge_format!r}")
         if self.watermark_filter not in WATERMARK_FILTERS:
             raise ValueError(f"watermark_filter must be one of {', '.join(WATERMARK_FILTERS)}")
+        self.cursor_count()  # validated before any request
         base = self.filters
         if isinstance(base, str):
             base = parse_filter(base)
@@ -202,6 +264,73 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         }
         return open_pages, request
 
+    def cursor_count(self) -> int:
+        """``parallel_cursors`` as a checked int (with ``max_requests_per_second`` and ``min_slice_badges``)."""
+        try:
+            cursors = int(self.parallel_cursors)
+        except (TypeError, ValueError):
+            raise ValueError(f"parallel_cursors must be an integer, got {self.parallel_cursors!r}") from None
+        if not 1 <= cursors <= MAX_PARALLEL_CURSORS:
+            raise ValueError(f"parallel_cursors must be within 1..{MAX_PARALLEL_CURSORS}, got {cursors}")
+        rate = self.max_requests_per_second
+        if rate is not None and not float(rate) > 0:
+            raise ValueError(f"max_requests_per_second must be positive, got {rate!r}")
+        if int(self.min_slice_badges) < 1:
+            raise ValueError(f"min_slice_badges must be at least 1, got {self.min_slice_badges!r}")
+        return cursors
+
+    def run_load(
+        self, run: TransferRun, open_pages: PageOpener, fingerprint: str, request: Mapping[str, Any]
+    ) -> TransferResult:
+        """One cursor (``parallel_cursors=1``), or the request's created_at slices over that many cursors
+        sharing one adaptive limit (lowered by any 429) and the ``max_requests_per_second`` pace."""
+        cursors = self.cursor_count()
+        self._parallel: dict[str, Any] = {"parallel_cursors": cursors}
+        if cursors == 1:
+            return run.run(open_pages, fingerprint)
+        client = self.org_client()
+        base = parse_filter(request["filter"]) if request.get("filter") else {}
+        badge_format: BadgeFormat = "minimal" if request.get("badge_format") == "minimal" else "default"
+        limiter = AdaptiveLimiter(cursors)
+        rate = RequestRate(self.max_requests_per_second)
+
+        def plan() -> list[Slice]:
+            made = plan_badge_slices(
+                client,
+                base,
+                slices=cursors * SLICES_PER_CURSOR,
+                min_badges=int(self.min_slice_badges),
+                workers=cursors,
+            )
+            self.log.info(
+                "Planned %d slices of %d badges with %d count requests: %s",
+                len(made.slices),
+                made.total,
+                made.probes,
+                [(s.since, s.until, s.count) for s in made.slices],
+            )
+            self._parallel["planning_probes"] = made.probes
+            return list(made.slices)
+
+        def open_slice(piece: Slice, start_url: str | None) -> Iterator[Page]:
+            pages = client.iter_high_volume_badge_pages(
+                build_filter(piece.filters(base), BADGE_FILTERS),
+                badge_format=badge_format,
+                start_url=start_url,
+            )
+            return paced(pages, limiter, rate)
+
+        try:
+            with observe_throttling(client.http, limiter.on_throttled):
+                return run.run_sliced(SlicedPages(plan, open_slice, cursors), fingerprint)
+        finally:
+            self._parallel["throttled"] = limiter.throttled
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        summary = super().execute(context)
+        summary.update(getattr(self, "_parallel", {}))
+        return summary
+
 
 class CredlyEmployeesToSqlOperator(_CredlyToSqlOperator):
     """Load the organization's Workforce employees into a SQL table (full load, upsert by id).
@@ -215,6 +344,7 @@ class CredlyEmployeesToSqlOperator(_CredlyToSqlOperator):
     """
 
     spec = EMPLOYEES
+    collection = "employees"
     template_fields: Sequence[str] = (*_CredlyToSqlOperator.template_fields, "filters")
 
     def __init__(self, *, filters: Mapping[str, Any] | str | None = None, **kwargs: Any) -> None:
@@ -244,6 +374,7 @@ class CredlyEventsToSqlOperator(_CredlyToSqlOperator):
     """
 
     spec = EVENTS
+    collection = "events"
 
     def build_request(
         self, context: Context, *, bootstrap: bool = False
@@ -254,3 +385,53 @@ class CredlyEventsToSqlOperator(_CredlyToSqlOperator):
             return client.iter_event_pages(start_url=start_url)
 
         return open_pages, {"endpoint": "events", "organization_id": client.organization_id, "filter": None}
+
+
+class CredlyBadgeTemplatesToSqlOperator(_CredlyToSqlOperator):
+    """Load the organization's badge templates into a SQL table (full load, upsert by id), so bulk-issue
+    DAGs can join their rows on template names (``JOIN credly_badge_templates t ON t.name = r.course``).
+
+    Same machinery as :class:`CredlyBadgesToSqlOperator` (bulk writers, checkpoint, pipeline) over the
+    page-number ``GET /organizations/<org>/badge_templates`` endpoint. Columns: ``id``, ``name``,
+    ``state``, ``description``, ``vanity_slug``, ``visibility``, ``public``, ``allow_duplicate_badges``,
+    ``badges_count``, ``level``, ``time_to_earn``, ``cost``, ``type_category``, ``url``, ``image_url``,
+    ``owner_id``, ``created_at``, ``updated_at``, ``state_updated_at`` and ``raw``; with
+    ``include_child_tables`` also ``<table>_skills``.
+
+    :param table: destination table (``table`` or ``schema.table``).
+    :param filters: badge template filters (``name``, ``state``, ``public``), validated before any request.
+    :param sort: ``name``, ``created_at`` or ``updated_at`` (``-`` for descending).
+    :param prune: delete templates the load did not see (unfiltered loads only).
+    """
+
+    spec = BADGE_TEMPLATES
+    collection = "badge_templates"
+    template_fields: Sequence[str] = (*_CredlyToSqlOperator.template_fields, "filters", "sort")
+
+    def __init__(
+        self,
+        *,
+        filters: Mapping[str, Any] | str | None = None,
+        sort: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.sort = sort
+
+    def build_request(
+        self, context: Context, *, bootstrap: bool = False
+    ) -> tuple[PageOpener, dict[str, Any]]:
+        filter_text = build_filter(self.filters, BADGE_TEMPLATE_FILTERS)
+        sort_text = build_sort(self.sort, BADGE_TEMPLATE_SORTS)
+        client = self.org_client()
+
+        def open_pages(start_url: str | None) -> Iterator[Page]:
+            return client.iter_badge_template_pages(filter_text, sort_text, start_url=start_url)
+
+        return open_pages, {
+            "endpoint": "badge_templates",
+            "organization_id": client.organization_id,
+            "filter": filter_text,
+            "sort": sort_text,
+        }

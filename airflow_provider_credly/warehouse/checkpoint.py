@@ -14,7 +14,7 @@ from typing import Any
 from airflow_provider_credly.warehouse.schema import TableName
 from airflow_provider_credly.warehouse.writers import SqlWriter
 
-__all__ = ["CHECKPOINT_TABLE", "Checkpoint", "CheckpointStore"]
+__all__ = ["CHECKPOINT_TABLE", "Checkpoint", "CheckpointStore", "slice_key"]
 
 CHECKPOINT_TABLE = "credly_transfer_checkpoints"
 
@@ -34,6 +34,11 @@ _FIELDS = (
     "started_at",
     "updated_at",
 )
+
+
+def slice_key(key: str, index: int | str) -> str:
+    """The checkpoint key of slice ``index`` of the sliced load ``key``: ``<key>/slice-<index>``."""
+    return f"{key}/slice-{index}"
 
 
 def _now() -> str:
@@ -71,13 +76,24 @@ class Checkpoint:
         return self.status in (RUNNING, FETCHED) and (self.pages > 0 or self.status == FETCHED)
 
     def advance(
-        self, *, next_url: str | None, pages: int, rows: int, max_updated_at: str | None
+        self,
+        *,
+        next_url: str | None,
+        pages: int,
+        rows: int,
+        max_updated_at: str | None,
+        fetched: bool | None = None,
     ) -> Checkpoint:
-        """The checkpoint after writing ``pages`` more pages (``next_url`` ``None``: the last page)."""
+        """The checkpoint after writing ``pages`` more pages (``next_url`` ``None``: the last page).
+
+        :param fetched: every page is written (default: ``next_url`` is ``None``; a sliced load's parent
+            checkpoint has no cursor of its own and says it when its last slice is fetched).
+        """
         newest = max(filter(None, (self.max_updated_at, max_updated_at)), default=None)
+        done = next_url is None if fetched is None else fetched
         return replace(
             self,
-            status=RUNNING if next_url else FETCHED,
+            status=FETCHED if done else RUNNING,
             next_url=next_url,
             pages=self.pages + pages,
             rows=self.rows + rows,
@@ -148,6 +164,14 @@ class CheckpointStore:
         self.writer.execute(
             f"INSERT INTO {self.table} ({', '.join(_FIELDS)}) VALUES ({self.writer.marks(len(_FIELDS))})",
             values,
+        )
+
+    def delete_slices(self, key: str) -> None:
+        """Delete the slice checkpoints of ``key`` (:func:`slice_key`; inside the caller's transaction)."""
+        prefix = slice_key(key, "")
+        self.writer.execute(
+            f"DELETE FROM {self.table} WHERE SUBSTR(transfer_key, 1, {len(prefix)}) = {self.writer.placeholder}",
+            [prefix],
         )
 
     @staticmethod

@@ -12,11 +12,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["PagePipeline", "Progress", "batches"]
+__all__ = ["CursorMerger", "PagePipeline", "Progress", "Tagged", "batches"]
 
 _POLL_SECONDS = 0.1
 
@@ -108,6 +108,108 @@ class PagePipeline(Generic[P]):
             if isinstance(item, _Failure):
                 raise item.error
             yield item
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged(Generic[P]):
+    """An item of :class:`CursorMerger` with the index of the source it came from."""
+
+    source: int
+    item: P
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+
+class CursorMerger(Generic[P]):
+    """The items of several sources, fetched concurrently, as one iterator of :class:`Tagged` items.
+
+    ``workers`` threads each take the next source not yet started (in index order) and pull its items; at
+    most ``max_items`` items are fetched and not yet taken by the consumer, in total whatever the number of
+    workers (a worker waits for room before each request). Each source's items keep their order; sources
+    interleave. An error in a worker stops the others after their current request and is raised to the
+    consumer; :meth:`close` (called by :class:`PagePipeline` when it stops) does the same without an error.
+
+    :param sources: callables opening each source's iterator (called in a worker thread).
+    :param workers: concurrent sources (>= 1).
+    :param max_items: items in memory ahead of the consumer (>= 1).
+    """
+
+    def __init__(self, sources: Sequence[Callable[[], Iterator[P]]], *, workers: int, max_items: int) -> None:
+        self._sources = list(sources)
+        self._next_source = 0
+        self._lock = threading.Lock()
+        self._room = threading.BoundedSemaphore(max(1, max_items))
+        self._queue: queue.Queue[Tagged[P] | _End | _Failure] = queue.Queue()
+        self._stop = threading.Event()
+        count = max(1, min(workers, len(self._sources))) if self._sources else 0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"credly-cursor-{n}", daemon=True) for n in range(count)
+        ]
+        self._running = len(self._threads)
+        self._started = False
+
+    def _take_source(self) -> int | None:
+        with self._lock:
+            if self._stop.is_set() or self._next_source >= len(self._sources):
+                return None
+            self._next_source += 1
+            return self._next_source - 1
+
+    def _wait_for_room(self) -> bool:
+        while not self._stop.is_set():
+            if self._room.acquire(timeout=_POLL_SECONDS):
+                return True
+        return False
+
+    def _work(self) -> None:
+        try:
+            while (index := self._take_source()) is not None:
+                items = self._sources[index]()
+                try:
+                    while self._wait_for_room():
+                        try:
+                            item = next(items)
+                        except StopIteration:
+                            self._room.release()
+                            break
+                        self._queue.put(Tagged(index, item))
+                finally:
+                    close = getattr(items, "close", None)
+                    if close is not None:
+                        close()
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._stop.set()
+            self._queue.put(_Failure(exc))
+        finally:
+            self._queue.put(_End())
+
+    def __iter__(self) -> CursorMerger[P]:
+        return self
+
+    def __next__(self) -> Tagged[P]:
+        if not self._started:
+            self._started = True
+            for thread in self._threads:
+                thread.start()
+        while self._running:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                self._running -= 1
+                continue
+            if isinstance(item, _Failure):
+                self.close()
+                raise item.error
+            self._room.release()  # the item now belongs to the consumer
+            return item
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the workers after their current request and wait for them."""
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=60)
 
 
 def batches(pages: Iterable[P], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[P]]:

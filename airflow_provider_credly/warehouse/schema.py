@@ -19,6 +19,7 @@ from airflow_provider_credly.client.times import parse_timestamp
 
 __all__ = [
     "BADGES",
+    "BADGE_TEMPLATES",
     "EMPLOYEES",
     "EVENTS",
     "LOAD_COLUMNS",
@@ -177,6 +178,34 @@ EVENTS = TableSpec(
 )
 
 
+BADGE_TEMPLATES = TableSpec(
+    "badge_templates",
+    (
+        _c("id"),
+        _c("name"),
+        _c("state"),
+        _c("description"),
+        _c("vanity_slug"),
+        _c("visibility"),
+        _c("public", kind="bool"),
+        _c("allow_duplicate_badges", kind="bool"),
+        _c("badges_count", kind="int"),
+        _c("level"),
+        _c("time_to_earn"),
+        _c("cost"),
+        _c("type_category"),
+        _c("url"),
+        _c("image_url"),
+        _c("owner_id", "owner", "id"),
+        _c("created_at", kind="timestamp"),
+        _c("updated_at", kind="timestamp"),
+        _c("state_updated_at", kind="timestamp"),
+        RAW,
+    ),
+    children=(ChildSpec("skills", ("skills",), (_c("skill"),)),),
+)
+
+
 @dataclass(frozen=True)
 class TableName:
     """A validated, optionally schema-qualified table name (``analytics.credly_badges``).
@@ -276,12 +305,13 @@ def _value(column: Column, item: Mapping[str, Any]) -> Any:
     return str(value)
 
 
-def extract_row(spec: TableSpec, item: Mapping[str, Any]) -> tuple[Any, ...]:
+def extract_row(spec: TableSpec, item: Mapping[str, Any], *, raw: bool = True) -> tuple[Any, ...]:
     """The typed values of ``spec.columns`` for one record (any badge format: missing fields are ``None``).
 
-    Timestamps become aware UTC datetimes, booleans ``bool``, the ``raw`` column the record's JSON text.
+    Timestamps become aware UTC datetimes, booleans ``bool``, the ``raw`` column the record's JSON text
+    (``None`` when not ``raw``).
     """
-    return tuple(_value(c, item) for c in spec.columns)
+    return tuple(None if not (raw or c.path) else _value(c, item) for c in spec.columns)
 
 
 def child_rows(spec: TableSpec, child: ChildSpec, item: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -7,24 +7,46 @@ Python so it is unit-testable with any page iterator and any writer. No Airflow 
 saved checkpoint), :meth:`~TransferRun.start` (resume or begin), :meth:`~TransferRun.stream` (batches, each
 committed with its checkpoint by :meth:`~TransferRun.commit`), :meth:`~TransferRun.finish` (prune, done) and
 :meth:`~TransferRun.result`. :func:`run_transfer` runs them in that order.
+
+A sliced load (:meth:`TransferRun.run_sliced`) reads several cursors at once: the request is split into
+:class:`~airflow_provider_credly.warehouse.slices.Slice` s fetched concurrently
+(:class:`~airflow_provider_credly.warehouse.pipeline.CursorMerger`) and written by the one writer. Each slice has
+its own checkpoint (``<key>/slice-<i>``) committed with the rows of its pages, so a retry continues every slice
+where it stopped and never fetches a finished slice again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_credly.client.pagination import Page
-from airflow_provider_credly.warehouse.checkpoint import FETCHED, Checkpoint, CheckpointStore
-from airflow_provider_credly.warehouse.pipeline import PagePipeline, Progress
+from airflow_provider_credly.warehouse.checkpoint import (
+    FETCHED,
+    RUNNING,
+    Checkpoint,
+    CheckpointStore,
+    slice_key,
+)
+from airflow_provider_credly.warehouse.pipeline import CursorMerger, PagePipeline, Progress, Tagged
 from airflow_provider_credly.warehouse.records import PageRecords, records_of
+from airflow_provider_credly.warehouse.slices import Slice, saved_slices, sliced_fingerprint
 from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
 
-__all__ = ["BatchHook", "IncompleteLoadError", "PageOpener", "TransferResult", "TransferRun", "run_transfer"]
+__all__ = [
+    "BatchHook",
+    "IncompleteLoadError",
+    "PageOpener",
+    "SlicedPages",
+    "TransferResult",
+    "TransferRun",
+    "run_transfer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +75,8 @@ class TransferResult:
     duration_s: float
     rows_per_second: float
     max_updated_at: str | None
+    slices: int = 0  #: slices of a sliced load (0: one cursor)
+    slices_skipped: int = 0  #: slices finished by an earlier attempt, not fetched again
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a plain dict."""
@@ -61,6 +85,25 @@ class TransferResult:
 
 def _newest(batch: list[PageRecords]) -> str | None:
     return max((chunk.newest for chunk in batch if chunk.newest is not None), default=None)
+
+
+@dataclass(frozen=True)
+class SlicedPages:
+    """The page source of a sliced load.
+
+    :ivar plan: plans the slices (called only when no unfinished load of the same request has a plan).
+    :ivar open: ``open(slice, start_url)`` -> that slice's pages from a saved cursor URL (``None``: its start);
+        called in a fetch thread.
+    :ivar workers: slices fetched at once.
+    """
+
+    plan: Callable[[], Sequence[Slice]]
+    open: Callable[[Slice, str | None], Iterator[Any]]
+    workers: int
+
+
+def _slice_fingerprint(load_id: str, piece: Slice) -> str:
+    return f"{load_id}:{piece.since}..{piece.until}"
 
 
 @dataclass
@@ -117,6 +160,11 @@ class TransferRun:
         self._pending = _Pending()
         self._saved: Checkpoint | None = None
         self._tables_ready = False  # tables created and the saved checkpoint read (once per run)
+        self.slices: list[Slice] = []  # a sliced load's plan (empty: one cursor)
+        self.slices_skipped = 0
+        self._slice_checkpoints: dict[int, Checkpoint] = {}
+        self._dirty_slices: set[int] = set()
+        self._fetching: list[Slice] = []
 
     def saved(self) -> Checkpoint | None:
         """The checkpoint saved under the key (``None``: none); creates the tables if missing, once."""
@@ -209,15 +257,101 @@ class TransferRun:
                 f"resumable after page {self.checkpoint.pages}"
             )
 
+    def stream_slices(self, source: SlicedPages) -> None:
+        """Write the pages of every unfinished slice of :attr:`slices`, fetched ``source.workers`` at a time,
+        committing like :meth:`stream`; each commit saves the checkpoints of the slices it advanced.
+
+        :raises IncompleteLoadError: a slice's pages ended before the end of its cursor.
+        """
+        writer, batch_rows = self.writer, self.batch_rows
+        load_id = self.checkpoint.load_id
+        checkpoints: dict[int, Checkpoint] = {}
+        for piece in self.slices:
+            key, fingerprint = slice_key(self.key, piece.index), _slice_fingerprint(load_id, piece)
+            saved = self.store.load(key) if self.resumed else None
+            if saved is None or saved.fingerprint != fingerprint:
+                saved = self.store.new(key, fingerprint, load_id)
+            checkpoints[piece.index] = saved
+        self._slice_checkpoints, self._dirty_slices = checkpoints, set()
+        todo = [piece for piece in self.slices if checkpoints[piece.index].status == RUNNING]
+        self._fetching = todo  # the merger's sources, in this order
+        self.slices_skipped = len(self.slices) - len(todo)
+        self.log.info(
+            "Reading %d slices of %s with %d cursors%s",
+            len(todo),
+            writer.table,
+            min(source.workers, len(todo)),
+            f" ({self.slices_skipped} finished before)" if self.slices_skipped else "",
+        )
+        key_name = writer.spec.key
+
+        def opener(piece: Slice, start_url: str | None) -> Iterator[PageRecords]:
+            return records_of(source.open(piece, start_url), key_name)
+
+        workers = max(1, source.workers)
+        merger = CursorMerger(
+            [functools.partial(opener, p, checkpoints[p.index].next_url) for p in todo],
+            workers=workers,
+            max_items=2 * workers,  # pages fetched ahead of the batching, in total
+        )
+        chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
+        pipeline = PagePipeline(
+            merger,
+            self.queue_size * max(1, batch_rows // chunk_rows),
+            batch_rows=chunk_rows,
+            batch_seconds=self.batch_seconds,
+        )
+        self._pending = _Pending()
+        with pipeline:
+            for batch in pipeline:
+                chunks = [tagged.item for tagged in batch]
+                fetched = sum(len(chunk) for chunk in chunks)
+                written = writer.write(chunks, self.meta) if fetched else 0
+                self._advance_slices(batch)
+                self.checkpoint = self.checkpoint.advance(
+                    next_url=None,
+                    pages=len(batch),
+                    rows=written,
+                    max_updated_at=_newest(chunks),
+                    fetched=all(cp.status != RUNNING for cp in checkpoints.values()),
+                )
+                self._pending.pages += len(batch)
+                self._pending.rows += written
+                self._pending.fetched += fetched
+                del batch, chunks
+                if self._commit_due():
+                    self.commit()
+            if self._pending.pages:
+                self.commit()
+        if self.checkpoint.status != FETCHED:
+            unfinished = [i for i, cp in checkpoints.items() if cp.status == RUNNING]
+            raise IncompleteLoadError(
+                f"the pages of {writer.table} ended before the end of the cursors of slices {unfinished}; "
+                f"the load stays resumable"
+            )
+
+    def _advance_slices(self, batch: list[Tagged[PageRecords]]) -> None:
+        """Move each slice's checkpoint past its pages in ``batch`` (a slice's pages come in order)."""
+        for tagged in batch:
+            index, chunk = self._fetching[tagged.source].index, tagged.item
+            self._slice_checkpoints[index] = self._slice_checkpoints[index].advance(
+                next_url=chunk.next_url, pages=1, rows=len(chunk), max_updated_at=chunk.newest
+            )
+            self._dirty_slices.add(index)
+
     def _commit_due(self) -> bool:
         return (
             self._pending.fetched >= self.batch_rows
-            or self.checkpoint.next_url is None
+            or self.checkpoint.status == FETCHED
             or time.monotonic() - self._pending.since >= self.batch_seconds
         )
 
     def commit(self) -> None:
-        """Save the checkpoint and commit it with the batches written since the last commit."""
+        """Save the checkpoint (and those of the slices advanced) and commit them with the batches written
+        since the last commit."""
+        for index in sorted(self._dirty_slices):
+            self.store.save(self._slice_checkpoints[index])
+        self._dirty_slices.clear()
         self.store.save(self.checkpoint)
         self.writer.commit()
         self.batches += 1
@@ -238,6 +372,8 @@ class TransferRun:
             )
         self.checkpoint = self.checkpoint.finished()
         self.store.save(self.checkpoint)
+        if self.slices:  # a finished load resumes nothing: its slices' checkpoints go with it
+            self.store.delete_slices(self.key)
         self.writer.commit()
 
     def result(self) -> TransferResult:
@@ -255,6 +391,8 @@ class TransferRun:
             duration_s=round(self.progress.elapsed, 3),
             rows_per_second=round(self.progress.rate, 1),
             max_updated_at=cp.max_updated_at,
+            slices=len(self.slices),
+            slices_skipped=self.slices_skipped,
         )
         self.log.info(
             "Loaded %d rows in %d pages into %s in %.1f s (%.0f rows/s this attempt)%s",
@@ -266,6 +404,31 @@ class TransferRun:
             f", resumed at page {self.resumed_at}" if self.resumed else "",
         )
         return result
+
+    def run_sliced(self, source: SlicedPages, fingerprint: str) -> TransferResult:
+        """Every step of a sliced load: plan (or take the plan of the unfinished load of the same request),
+        start, stream the slices, finish; rolled back on error.
+
+        The plan is part of the load's fingerprint, so a retry continues the same slices even if the counts
+        changed since; a new load plans again.
+        """
+        saved = self.saved()
+        plan = saved_slices(saved.fingerprint if saved and saved.resumable else None, fingerprint)
+        self.slices = list(plan if plan is not None else source.plan())
+        if [piece.index for piece in self.slices] != list(range(len(self.slices))):
+            raise ValueError("the slices of a plan must be numbered 0..n-1 in order")
+        self.start(sliced_fingerprint(fingerprint, self.slices))
+        try:
+            if not self.resumed:  # slice checkpoints of an abandoned load would never match: drop them
+                self.store.delete_slices(self.key)
+                self.writer.commit()
+            if self.checkpoint.status == RUNNING:
+                self.stream_slices(source)
+            self.finish()
+        except BaseException:
+            self.writer.rollback()
+            raise
+        return self.result()
 
     def run(self, open_pages: PageOpener, fingerprint: str) -> TransferResult:
         """Every step: start, stream (unless every page was written already), finish; rolled back on error."""

@@ -32,6 +32,7 @@ PARAMS = {
     "table": "credly_badges",
     "mode": "full",
     "badge_format": "default",
+    "parallel_cursors": 1,  # the single cursor; tests of the sliced load pass 4
 }
 
 
@@ -49,6 +50,7 @@ def _badges_dag(dag_id: str, *, prune: bool) -> DAG:
             table="{{ params.table }}",
             mode="{{ params.mode }}",
             badge_format="{{ params.badge_format }}",
+            parallel_cursors="{{ params.parallel_cursors }}",
             prune=prune,
             batch_rows=2000,
             page_queue_size=3,

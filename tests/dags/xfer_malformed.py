@@ -42,6 +42,7 @@ with DAG(
         badge_format="{{ params.badge_format }}",
         batch_rows=2000,
         page_queue_size=2,
+        parallel_cursors=1,  # pages counted on the single cursor
         retries=0,
     )
 

@@ -118,6 +118,7 @@ def main(settings: dict[str, Any]) -> None:
         batch_rows=int(settings["batch_rows"]),
         page_queue_size=int(settings.get("page_queue_size", 1)),
         checkpoint_key=settings["checkpoint_key"],
+        parallel_cursors=int(settings.get("parallel_cursors", 1)),
     )
 
     class TI:

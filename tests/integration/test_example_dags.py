@@ -83,3 +83,50 @@ def test_example_dag_runs_end_to_end(environment, dag_id):
             events = con.execute("select count(*) from credly_events").fetchone()[0]
         assert employees == len(credly.state.employees)
         assert events == len(credly.state.events) > 0
+
+
+def test_event_driven_example_records_emulator_events_idempotently(environment):
+    """``dag.test()`` cannot drive an AssetWatcher: feed the task's logic what the trigger yields instead."""
+    from contextlib import closing
+    from datetime import UTC, datetime
+
+    from airflow_provider_credly.hooks.credly import CredlyHook
+    from airflow_provider_credly.triggers.events import EventWatermark, event_payload, read_new_events
+
+    credly, warehouse = environment
+    dag = _load("credly_event_driven")
+    module = load_module(ROOT / "dags_examples" / "credly_event_driven.py", "credly_event_driven_example")
+    (watcher,) = module.CREDLY_BADGE_EVENTS.watchers
+    path, kwargs = watcher.trigger.serialize()
+    assert path == "airflow_provider_credly.triggers.events.CredlyEventTrigger"
+    assert credly.token not in json.dumps(kwargs)
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    assert "credly_badge_events" in repr(dag.timetable.asset_condition)
+
+    credly.state.issue_badge(
+        badge_template_id=credly.state.templates[0].id,
+        recipient_email="event.driven@example.org",
+        issued_to_first_name="Eve",
+        issued_to_last_name="Driven",
+        issued_at="2026-11-20 10:00:00 +0000",
+    )
+    with closing(CredlyHook().client) as client:
+        events, _, _ = read_new_events(client, EventWatermark(datetime(1970, 1, 1, tzinfo=UTC)))
+    asset_events = [{"extra": {"from_trigger": True, "payload": event_payload(e)}} for e in events]
+    rows = module.event_rows(asset_events + asset_events[:1])  # a redelivered event in the same run
+    for _ in range(2):  # and the whole run delivered again: the table does not change
+        module.upsert_event_rows("duckdb_warehouse", module.TABLE, rows)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        stored = dict(con.execute(f"select event_id, event_type from {module.TABLE}").fetchall())
+    assert stored == {e.id: e.event_type for e in credly.state.events}
+
+
+def test_token_expiry_example_fails_below_its_threshold(environment):
+    credly, _ = environment
+    # the emulator's token has 170 days left: a threshold above that fails the check (and its alert runs)
+    dag_run = _load("credly_token_expiry_check").test(run_conf={"min_days_left": 175})
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed", states
+    assert states["check_token"] == "failed"
+    assert states["report"] == "upstream_failed"
+    assert credly.state.request_count("GET", "authorization_tokens.list") >= 1

@@ -58,6 +58,24 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
     return (query.get(name) or ["false"])[0].strip().lower() in ("true", "1", "yes")
 
 
+def _include_staff(query: dict[str, list[str]]) -> bool:
+    """The issuer endpoints' ``include_staff`` query parameter (default true)."""
+    return (query.get("include_staff") or ["true"])[0].strip().lower() not in ("false", "0", "no")
+
+
+def _is_issuer_path(rest: list[str]) -> bool:
+    """``/v2/issuers``, ``/v2/issuers/{id}`` or ``/v2/issuers/{openBadgeId|ref}/{b64}``: answers issuers."""
+    return len(rest) <= 1 or (len(rest) == 2 and rest[0] in ("openBadgeId", "ref"))
+
+
+def _without_staff(payload: Any) -> Any:
+    """An issuer envelope with each issuer's ``staff`` left out (``include_staff=false``)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("result"), list):
+        return payload
+    result = [{k: v for k, v in item.items() if k != "staff"} for item in payload["result"]]
+    return {**payload, "result": result}
+
+
 class CanvasEmulatorServer(ThreadingHTTPServer):
     """Threaded HTTP/1.1 server holding a :class:`CanvasState` and a :class:`FaultInjector`."""
 
@@ -159,7 +177,10 @@ class _Handler(JsonApiHandler):
                 reason = self._json(raw).get("revocation_reason")
                 return 200, envelope([state.revoke(segs[1], reason)]), {}
         if segs[0] == "issuers":
-            return self._issuers(method, segs[1:], raw)
+            status, payload, headers = self._issuers(method, segs[1:], raw)
+            if _is_issuer_path(segs[1:]) and not _include_staff(query):
+                payload = _without_staff(payload)
+            return status, payload, headers
         raise CanvasApiError(404, "Not Found")
 
     def _issuers(self, method: str, rest: list[str], raw: bytes) -> tuple[int, Any, dict[str, str]]:

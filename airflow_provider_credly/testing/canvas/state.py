@@ -81,6 +81,8 @@ class CanvasState:
     badge_classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     assertions: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: Counter[str] = field(default_factory=Counter)
+    notified: list[str] = field(default_factory=list)
+    """entityIds of the assertions awarded with ``notify: true`` (the recipient was e-mailed)."""
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -278,6 +280,11 @@ class CanvasState:
                         raise CanvasApiError(
                             400, "Bad Request", field_errors={key: ["Invalid datetime."]}
                         ) from None
+            notify = body.get("notify", False)
+            if not isinstance(notify, bool):
+                raise CanvasApiError(
+                    400, "Bad Request", field_errors={"notify": ["Must be a valid boolean."]}
+                )
             if body.get("allowDuplicateAwards") is False and self._find(bc["entityId"], identity):
                 self.stats["duplicate_rejected"] += 1
                 raise CanvasApiError(400, "Bad Request", validation_errors=[DUPLICATE_AWARD_MESSAGE])
@@ -316,6 +323,9 @@ class CanvasState:
             self.assertions[eid] = item
             self._by_recipient.setdefault((bc["entityId"], identity.lower()), []).append(eid)
             self.stats["assertions_created"] += 1
+            if notify:  # the award e-mail Badgr sends the recipient with notify: true
+                self.stats["notifications_sent"] += 1
+                self.notified.append(eid)
             return item
 
     def revoke(self, eid: str, reason: str | None) -> dict[str, Any]:

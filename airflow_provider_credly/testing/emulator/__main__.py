@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--token", default=None, help="authorization token (default derived from the seed)")
     p.add_argument("--hv-page-size", type=int, default=50, help="page size of the high-volume endpoint")
+    p.add_argument("--token-age-days", type=float, default=10.0, help="age of the token (its created_at)")
+    p.add_argument(
+        "--token-permissions", default="read,write,delete", help="what the token may do (comma-separated)"
+    )
     p.add_argument("--rate-limit", type=float, default=None, help="requests per second (429 beyond)")
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 500/502/503")
     p.add_argument("--error-after-rate", type=float, default=0.0, help="fraction of writes applied then lost")
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         templates=args.templates,
         token=args.token,
         hv_page_size=args.hv_page_size,
+        token_age_days=args.token_age_days,
+        token_permissions=[p.strip() for p in args.token_permissions.split(",") if p.strip()],
     )
     server = make_server(
         state,

@@ -27,6 +27,7 @@ MSG_EMAIL_CHANGE_NOT_PENDING = "can only be changed on badges in the pending sta
 MSG_LIST_TYPE = "must be email or external_id when employee_list is present"
 MSG_STATUSES = "must be a list of: created, pending, rejected"
 MSG_UNAUTHORIZED = "You are not authorized to access this resource. Check your authorization token."
+MSG_FORBIDDEN = "Your authorization token does not have permission to perform this action."
 MSG_NOT_FOUND = "The requested resource could not be found."
 
 
@@ -97,12 +98,18 @@ class Stats:
         self.by_status: Counter[int] = Counter()
         self.by_route: Counter[tuple[str, str]] = Counter()
         self.events: Counter[str] = Counter()
+        self.cursor_by_filter: Counter[str] = Counter()
 
     def count_request(self, method: str, kind: str) -> None:
         """One request received."""
         with self._lock:
             self.requests_total += 1
             self.by_route[(method, kind)] += 1
+
+    def count_cursor(self, filter_text: str) -> None:
+        """One high-volume cursor request served, by the cursor's filter (tells parallel slices apart)."""
+        with self._lock:
+            self.cursor_by_filter[filter_text] += 1
 
     def count_status(self, status: int) -> None:
         """One response sent."""
@@ -123,6 +130,7 @@ class Stats:
                 "drops": self.events["dropped"],
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
                 "by_route": {f"{m} {k}": v for (m, k), v in sorted(self.by_route.items())},
+                "cursor_by_filter": dict(sorted(self.cursor_by_filter.items())),
                 **{k: self.events[k] for k in _EVENT_COUNTERS},
                 **{k: v for k, v in self.events.items() if k not in _EVENT_COUNTERS},
             }

@@ -70,11 +70,20 @@ class BadgeFilter:
     text: str = ""
     predicates: list[Predicate] = field(default_factory=list)
     candidates: set[int] | None = None
+    created_min: int | None = None
+    """``created_at_min`` as epoch ms (inclusive): applied by bisecting the ``(created_at, id)`` order."""
+    created_below: int | None = None
+    """``created_at_max`` as epoch ms of the next day (exclusive)."""
 
     @property
     def is_empty(self) -> bool:
         """No restriction at all."""
-        return not self.predicates and self.candidates is None
+        return (
+            not self.predicates
+            and self.candidates is None
+            and self.created_min is None
+            and self.created_below is None
+        )
 
     def match(self, r: int) -> bool:
         """Whether row ``r`` passes every predicate (candidates are handled by the caller)."""
@@ -230,6 +239,12 @@ def compile_badge_filter(store: BadgeStore, text: str | None, org_id: str) -> Ba
     for key, value in parse_pairs(text):
         if key in _INDEXED:
             compiled.restrict(_INDEXED[key](store, value))
+        elif key == "created_at_min":  # a range of the cursor order: no scan of the rows before it
+            lo = _day(key, value) * MS_PER_DAY
+            compiled.created_min = max(lo, compiled.created_min or lo)
+        elif key == "created_at_max":
+            hi = (_day(key, value) + 1) * MS_PER_DAY
+            compiled.created_below = min(hi, compiled.created_below or hi)
         elif key in ("issuer_id", "badge_templates[owner_id]"):
             compiled.predicates.append(_owner(org_id)(store, key, value))
         elif key in _BUILDERS:

@@ -21,7 +21,7 @@ from .util import (
 )
 
 if TYPE_CHECKING:
-    from .state import EmulatorState, Event
+    from .state import AuthToken, EmulatorState, Event
     from .store import Template
     from .workforce import Employee
 
@@ -443,18 +443,18 @@ def event(ev: Event) -> dict[str, Any]:
     return out
 
 
-def authorization_token(state: EmulatorState) -> dict[str, Any]:
-    """The emulator's single token, masked (never echo a real token)."""
+def authorization_token(state: EmulatorState, t: AuthToken) -> dict[str, Any]:
+    """One authorization token as Credly lists it: the ``token`` value in clear text (clients must mask it)."""
     org = state.org
     return {
-        "id": state.token_id,
-        "token": "****" + state.token[-4:],
+        "id": t.id,
+        "token": t.token,
         "owner_id": org["id"],
-        "description": "Emulator token",
-        "write_enabled": True,
-        "read_enabled": True,
-        "delete_enabled": True,
-        "created_at": org["created_at"],
+        "description": t.description,
+        "write_enabled": t.write_enabled,
+        "read_enabled": t.read_enabled,
+        "delete_enabled": t.delete_enabled,
+        "created_at": iso_ms(t.created_ms),
         "owner": {
             "type": "Organization",
             "id": org["id"],

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from . import render
-from .errors import MSG_UNAUTHORIZED, EmulatorRefusal, error_payload, not_found
-from .filters import FilterError, compile_badge_filter
+from .errors import MSG_FORBIDDEN, MSG_UNAUTHORIZED, EmulatorRefusal, error_payload, not_found
+from .filters import FilterError, apply_sort, compile_badge_filter, parse_pairs, parse_sort, split_list
 
 if TYPE_CHECKING:
     from email.message import Message
 
-    from .state import EmulatorState
+    from .state import AuthToken, EmulatorState
+    from .store import Template
 
 MAX_PER_PAGE = 50
 BADGE_FORMATS = ("default", "minimal")
@@ -166,7 +167,44 @@ def event_get(state: EmulatorState, req: Request) -> Response:
 
 
 def tokens_list(state: EmulatorState, req: Request) -> Response:
-    return paged_list(state, req, [state.token_id], lambda _: render.authorization_token(state))
+    return paged_list(state, req, state.tokens, lambda t: render.authorization_token(state, t))
+
+
+# ---------------------------------------------------------------------- badge templates
+TEMPLATE_SORT_KEYS = ("name", "created_at", "updated_at")
+
+
+def _template_predicate(key: str, value: str) -> Callable[[Template], bool]:
+    if key == "name":
+        return lambda t: value.lower() in t.name.lower()
+    if key == "state":
+        states = set(split_list(value))
+        return lambda t: ("archived" if t.archived else "active") in states
+    if key == "public":
+        if value not in ("true", "false"):
+            raise FilterError(f"Invalid filter 'public': {value!r} is not true or false")
+        return lambda t: value == "true"  # every emulated template is public
+    raise FilterError(f"Invalid filter key {key!r}; allowed: name, public, state")
+
+
+def badge_templates_list(state: EmulatorState, req: Request) -> Response:
+    predicates = [_template_predicate(k, v) for k, v in parse_pairs(req.arg("filter"))]
+    rows = [t for t in state.templates if all(p(t) for p in predicates)]
+    spec = parse_sort(req.arg("sort"), TEMPLATE_SORT_KEYS)
+    keys: dict[str, Callable[[Template], Any]] = {
+        "name": lambda t: t.name,
+        "created_at": lambda t: t.created_ms,
+        "updated_at": lambda t: t.created_ms,
+    }
+    apply_sort(rows, spec, keys)
+    return paged_list(state, req, rows, lambda t: render.template_full(state, t))
+
+
+def badge_template_get(state: EmulatorState, req: Request) -> Response:
+    template = state.store.template_by_id.get(req.params["id"])
+    if template is None:
+        raise not_found("Badge template")
+    return ok(render.template_full(state, template))
 
 
 # ---------------------------------------------------------------------- badges
@@ -195,6 +233,7 @@ def badges_high_volume(state: EmulatorState, req: Request) -> Response:
         raise bad_request(f"Invalid badge_format {fmt!r}; allowed: default, minimal")
     flt = compile_badge_filter(state.store, filter_text, state.org_id)
     rows, more = state.high_volume_page(flt, after, state.hv_page_size)
+    state.stats.count_cursor(filter_text)
     next_url = None
     if more and rows:
         token = encode_cursor(filter_text, fmt, state.store.key(rows[-1]))
@@ -290,6 +329,8 @@ _ROUTES: list[tuple[str, str, str, Handler]] = [
     ("GET", _ORG + r"/events", "events.list", events_list),
     ("GET", _ORG + r"/events/(?P<id>[^/]+)", "events.get", event_get),
     ("GET", _ORG + r"/authorization_tokens", "authorization_tokens.list", tokens_list),
+    ("GET", _ORG + r"/badge_templates", "badge_templates.list", badge_templates_list),
+    ("GET", _ORG + r"/badge_templates/(?P<id>[^/]+)", "badge_templates.get", badge_template_get),
     ("GET", _ORG + r"/badges", "badges.list", badges_list),
     ("POST", _ORG + r"/badges", "badges.create", badge_create),
     ("GET", _ORG + r"/badges/(?P<id>[^/]+)", "badges.get", badge_get),
@@ -322,22 +363,28 @@ def resolve(method: str, path: str) -> tuple[Handler | None, str, dict[str, str]
     return None, kind, {}
 
 
-def authorized(state: EmulatorState, header: str | None) -> bool:
-    """HTTP Basic with the org token as username and an empty password."""
+def authorized(state: EmulatorState, header: str | None) -> AuthToken | None:
+    """The organization's token named by HTTP Basic (the token as username, an empty password), if any."""
     if not header or not header.startswith("Basic "):
-        return False
+        return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        return False
-    return decoded == f"{state.token}:"
+        return None
+    value, sep, password = decoded.partition(":")
+    if not sep or password:
+        return None
+    return state.token_for(value)
 
 
 def dispatch(state: EmulatorState, req: Request, handler: Handler | None, kind: str) -> Response:
     """Authenticate, check the org, run the handler and map errors to responses."""
     try:
-        if not authorized(state, req.headers.get("Authorization")):
+        token = authorized(state, req.headers.get("Authorization"))
+        if token is None:
             return Response(401, error_payload(MSG_UNAUTHORIZED))
+        if not token.allows(req.method):
+            return Response(403, error_payload(MSG_FORBIDDEN))
         if handler is None:
             status = 405 if kind == "method_not_allowed" else 404
             return Response(status, error_payload("Method not allowed" if status == 405 else "Not found"))

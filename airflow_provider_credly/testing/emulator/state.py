@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,8 +104,40 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+TOKEN_PERMISSIONS = ("read", "write", "delete")
+
+
+@dataclass(slots=True)
+class AuthToken:
+    """An authorization token of the organization (listed in clear text, as Credly does).
+
+    A token lacking ``read``/``write``/``delete`` is refused (403) on GET, POST/PUT and DELETE requests.
+    """
+
+    id: str
+    token: str
+    created_ms: int
+    description: str | None = None
+    read_enabled: bool = True
+    write_enabled: bool = True
+    delete_enabled: bool = True
+
+    def allows(self, method: str) -> bool:
+        """Whether this token may send ``method``."""
+        if method == "DELETE":
+            return self.delete_enabled
+        if method in ("POST", "PUT", "PATCH"):
+            return self.write_enabled
+        return self.read_enabled
+
+
 class EmulatorState:
-    """All data of the emulated Credly organization. Every public method is thread-safe."""
+    """All data of the emulated Credly organization. Every public method is thread-safe.
+
+    :param token_age_days: how long before the emulator's start the connection's token (``token``) was
+        created (its ``created_at`` in ``GET .../authorization_tokens``).
+    :param token_permissions: what that token may do: any of ``read``, ``write``, ``delete``.
+    """
 
     def __init__(
         self,
@@ -120,6 +152,8 @@ class EmulatorState:
         hv_page_size: int = 50,
         span_days: int = 730,
         max_page: int | None = None,
+        token_age_days: float = 10.0,
+        token_permissions: Iterable[str] = TOKEN_PERMISSIONS,
     ) -> None:
         self.seed, self.n_badges, self.n_employees, self.n_templates = seed, badges, employees, templates
         self.start, self.span_days, self.max_page = start, span_days, max_page
@@ -130,6 +164,11 @@ class EmulatorState:
         self.org_id = stable_uuid(seed, "organization")
         self.token = token or "emu" + stable_uuid(seed, "token").replace("-", "")
         self.token_id = stable_uuid(seed, "token-id")
+        self.token_age_days = float(token_age_days)
+        self.token_permissions = frozenset(token_permissions)
+        unknown = self.token_permissions - set(TOKEN_PERMISSIONS)
+        if unknown:
+            raise ValueError(f"unknown token permission(s) {sorted(unknown)}; use {TOKEN_PERMISSIONS}")
         self._build()
 
     def _build(self) -> None:
@@ -147,6 +186,61 @@ class EmulatorState:
         self.render_cache: dict[tuple[Any, ...], Any] = {}
         self._list_cache: OrderedDict[tuple[str, str], tuple[int, list[int]]] = OrderedDict()
         self._ids = 0
+        self.tokens: list[AuthToken] = self._seed_tokens()
+
+    def _seed_tokens(self) -> list[AuthToken]:
+        """The connection's token first, then two others (an old one, a read-only one) it must not be
+        mistaken for."""
+        now = self.now_ms()
+        perms = self.token_permissions
+        own = AuthToken(
+            self.token_id,
+            self.token,
+            now - round(self.token_age_days * 86_400_000),
+            "Emulator token",
+            read_enabled="read" in perms,
+            write_enabled="write" in perms,
+            delete_enabled="delete" in perms,
+        )
+        others = [
+            AuthToken(
+                stable_uuid(self.seed, "token-id", n),
+                "emu" + stable_uuid(self.seed, "token", n).replace("-", ""),
+                now - days * 86_400_000,
+                description,
+                write_enabled=write,
+                delete_enabled=write,
+            )
+            for n, days, description, write in ((2, 170, "Old integration", True), (3, 3, "Reporting", False))
+        ]
+        return [own, *others]
+
+    def add_token(
+        self,
+        token: str,
+        *,
+        age_days: float = 0.0,
+        permissions: Iterable[str] = TOKEN_PERMISSIONS,
+        description: str | None = None,
+    ) -> AuthToken:
+        """Add an authorization token (usable at once) created ``age_days`` ago."""
+        perms = frozenset(permissions)
+        with self.lock:
+            record = AuthToken(
+                self._new_id("token"),
+                token,
+                self.now_ms() - round(age_days * 86_400_000),
+                description,
+                read_enabled="read" in perms,
+                write_enabled="write" in perms,
+                delete_enabled="delete" in perms,
+            )
+            self.tokens.append(record)
+            return record
+
+    def token_for(self, value: str) -> AuthToken | None:
+        """The listed token with this value, if any."""
+        return next((t for t in self.tokens if t.token == value), None)
 
     def reset(self) -> None:
         """Regenerate the seeded data and zero the counters."""
@@ -241,33 +335,51 @@ class EmulatorState:
                 rows = hit[1]
             else:
                 rows = self._matching(flt)
-                apply_sort(rows, spec, badge_sort_keys(store))
+                if len(spec) == 1 and spec[0][0] == "created_at":  # already in (created_at, id) order
+                    if spec[0][1]:
+                        rows.reverse()
+                else:
+                    apply_sort(rows, spec, badge_sort_keys(store))
                 self._list_cache[key] = (store.version, rows)
                 while len(self._list_cache) > 8:
                     self._list_cache.popitem(last=False)
             return rows[start : start + per], len(rows)
 
-    def _sequence(self, flt: BadgeFilter) -> Any:
+    def _span(self, flt: BadgeFilter) -> tuple[Any, int, int]:
+        """The rows in ``(created_at, id)`` order and the positions ``[start, end)`` of the filter's
+        created_at range in them (bisected: a created_at slice costs no scan of the rows outside it)."""
         store = self.store
         if flt.candidates is None:
-            return store.order
-        return sorted((r for r in flt.candidates if store.is_listed(r)), key=store.key)
+            seq: Any = store.order
+        else:
+            seq = sorted((r for r in flt.candidates if store.is_listed(r)), key=store.key)
+        created = store.created.__getitem__
+        start = 0 if flt.created_min is None else bisect.bisect_left(seq, flt.created_min, key=created)
+        end = (
+            len(seq) if flt.created_below is None else bisect.bisect_left(seq, flt.created_below, key=created)
+        )
+        return seq, start, max(start, end)
 
     def _matching(self, flt: BadgeFilter) -> list[int]:
         match = flt.match
-        return [r for r in self._sequence(flt) if match(r)]
+        seq, start, end = self._span(flt)
+        if not flt.predicates:
+            return list(seq[start:end])
+        return [r for r in seq[start:end] if match(r)]
 
     def high_volume_page(
         self, flt: BadgeFilter, after: tuple[int, str] | None, limit: int
     ) -> tuple[list[int], bool]:
         """Rows after cursor key ``after`` in ``(created_at, id)`` order, and whether more exist."""
         with self.lock:
-            seq = self._sequence(flt)
-            pos = 0 if after is None else bisect.bisect_right(seq, after, key=self.store.key)
+            seq, start, end = self._span(flt)
+            pos = start
+            if after is not None:
+                pos = max(start, bisect.bisect_right(seq, after, lo=start, hi=end, key=self.store.key))
             if not flt.predicates:
-                return list(seq[pos : pos + limit]), pos + limit < len(seq)
+                return list(seq[pos : min(pos + limit, end)]), pos + limit < end
             match, rows = flt.match, list[int]()
-            for i in range(pos, len(seq)):
+            for i in range(pos, end):
                 r = seq[i]
                 if match(r):
                     if len(rows) == limit:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import responses
 
@@ -60,7 +62,18 @@ def test_missing_token_is_a_clear_error(monkeypatch):
 def test_test_connection_reports_success_and_failure(conn):
     org_url = "https://sandbox-api.credly.com/v1/organizations/org-9"
     responses.get(org_url, json={"data": {"id": "org-9", "name": "Acme"}})
-    assert CredlyHook().test_connection() == (True, "Connected to Credly organization 'Acme'")
+    created = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+    tokens = [
+        {"id": "t0", "token": "other-token-9876543", "created_at": "2020-01-01T00:00:00Z"},
+        {"id": "t1", "token": TOKEN, "created_at": created, "read_enabled": True, "write_enabled": False},
+    ]
+    meta = {"next_page_url": None}
+    responses.get(f"{org_url}/authorization_tokens", json={"data": tokens, "metadata": meta})
+    ok, message = CredlyHook().test_connection()
+    assert ok
+    assert message.startswith("Connected to Credly organization 'Acme'; the token expires in 160.0 day(s)")
+    assert message.endswith("permissions: read-only")
+    assert TOKEN not in message
     responses.replace(responses.GET, org_url, json={"data": {"message": "Unauthorized"}}, status=401)
     ok, message = CredlyHook().test_connection()
     assert not ok
@@ -83,6 +96,8 @@ def test_provider_info_registers_the_connection_type():
     credly = next(c for c in info["connection-types"] if c["connection-type"] == "credly")
     assert credly["hook-class-name"] == "airflow_provider_credly.hooks.credly.CredlyHook"
     assert "organization_id" in credly["conn-fields"]
+    assert credly["conn-fields"]["token_lifetime_days"]["schema"]["default"] == 180
+    assert credly["conn-fields"]["token_warn_days"]["schema"]["default"] == 30
 
 
 def test_airflow_cli_lists_the_provider_and_its_connection_types(tmp_path):
@@ -101,3 +116,20 @@ def test_airflow_cli_lists_the_provider_and_its_connection_types(tmp_path):
     assert "airflow_provider_credly.hooks.credly.CredlyHook" in out
     assert "airflow_provider_credly.hooks.canvas_credentials.CanvasCredentialsHook" in out
     assert "airflow-provider-credly" in airflow("providers", "list")
+
+
+@responses.activate
+def test_check_token_is_best_effort_when_the_token_is_not_listed_or_unreadable(conn, capsys):
+    url = "https://sandbox-api.credly.com/v1/organizations/org-9/authorization_tokens"
+    other = {"id": "t0", "token": "someone-elses-token", "created_at": "2026-01-01T00:00:00Z"}
+    responses.get(url, json={"data": [other], "metadata": {"next_page_url": None}})
+    hook = CredlyHook()
+    assert hook.check_token(require="write") is None  # not listed: nothing to refuse on
+    assert hook.check_token() is None
+    responses.replace(responses.GET, url, json={"data": {"message": "Forbidden"}}, status=403)
+    assert CredlyHook().check_token(require="write") is None
+    out = capsys.readouterr().out
+    assert out.count("is not among the organization's authorization tokens") == 1
+    assert "Could not check the Credly token" in out and "403" in out
+    assert TOKEN not in out and "someone-elses-token" not in out
+    assert len(responses.calls) == 2  # one look-up per hook

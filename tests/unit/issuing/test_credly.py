@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate, run_pool
+from airflow_provider_credly.client.credly import Created
 from airflow_provider_credly.client.errors import ApiConnectionError, ServerError, ValidationError
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.issuing.bulk import BulkIssueReport, InvalidRowsError, IssueResult, run_bulk
@@ -111,6 +112,9 @@ class FakeClient:
             if step == "drop":
                 raise ApiConnectionError("ConnectionError; not retried")
             return badge
+
+    def issue_badge_located(self, **payload: Any) -> Created:
+        return Created(self.issue_badge(**payload), None)
 
     def iter_badges(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         with self.lock:

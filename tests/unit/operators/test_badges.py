@@ -95,7 +95,8 @@ def test_run_date_falls_back_when_the_run_has_no_logical_date() -> None:
 
 @responses.activate
 def test_issue_defaults_issued_at_to_the_logical_date_and_returns_the_badge() -> None:
-    post = responses.post(BADGES, json={"data": badge("b1")}, status=201)
+    location = f"{BADGES}/b1"
+    post = responses.post(BADGES, json={"data": badge("b1")}, status=201, headers={"Location": location})
     result = issue_op(suppress_badge_notification_email=True).execute(ctx())
     assert result == {
         "outcome": "issued",
@@ -105,6 +106,7 @@ def test_issue_defaults_issued_at_to_the_logical_date_and_returns_the_badge() ->
         "badge_template_id": "tpl",
         "recipient_email": "ada@example.com",
         "issuer_earner_id": None,
+        "location": location,
     }
     body = json.loads(post.calls[0].request.body)
     assert body["issued_at"] == "2026-03-01 06:30:00 +0000"

@@ -113,9 +113,12 @@ def test_organizations_tokens_and_update(s: requests.Session, emu: RunningEmulat
     updated = s.put(emu.org_url, json={"name": "Renamed Org", "bio": "x"}).json()["data"]
     assert updated["name"] == "Renamed Org"
     assert s.get(emu.org_url).json()["data"]["name"] == "Renamed Org"
-    tokens = s.get(f"{emu.org_url}/authorization_tokens")
-    assert emu.token not in tokens.text
-    assert tokens.json()["data"][0]["token"] == "****" + emu.token[-4:]
+    # Listed in clear text as Credly does (the client masks them): the connection's token and two others.
+    tokens = s.get(f"{emu.org_url}/authorization_tokens").json()
+    assert [t["token"] for t in tokens["data"]][0] == emu.token
+    assert len({t["token"] for t in tokens["data"]}) == tokens["metadata"]["total_count"] == 3
+    own = tokens["data"][0]
+    assert (own["read_enabled"], own["write_enabled"], own["delete_enabled"]) == (True, True, True)
 
 
 def test_events_are_appended_for_every_badge_mutation(s: requests.Session, emu: RunningEmulator) -> None:

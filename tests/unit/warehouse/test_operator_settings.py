@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_credly.transfers.credly_to_sql import (
     CredlyBadgesToSqlOperator,
     incremental_since,
+    warehouse_alias,
     warehouse_asset,
 )
 from tests.conftest import set_connection
@@ -95,21 +96,31 @@ def test_bootstrap_only_for_a_first_or_unfinished_bootstrap_load():
     assert _op(mode="incremental", bootstrap_full=False).wants_bootstrap(None) is False
 
 
-def test_default_outlet_is_the_warehouse_asset():
+def test_default_outlet_is_the_warehouse_alias_read_no_connection():
+    # "wh" is not defined: building the operator reads no connection (the alias names only its id)
     op = _op(destination_conn_id="wh", table="analytics.badges")
-    assert op.outlets == [warehouse_asset("wh", "analytics.badges")]
-    assert op.outlets[0].uri == "credly-warehouse://wh/analytics.badges"
+    assert op.outlets == [warehouse_alias("wh", "analytics.badges")]
+    assert op.outlets[0].name == "credly-warehouse:wh/analytics.badges"
     assert _op(table="{{ params.table }}").outlets == []
 
 
-def test_date_partitions_of_the_backfill_example():
+def test_warehouse_asset_is_named_as_the_destination_provider_names_it(monkeypatch, tmp_path):
+    set_connection(
+        monkeypatch, "pg_wh", conn_type="postgres", host="db.example.com", schema="analytics", login="u"
+    )
+    pg = warehouse_asset("pg_wh", "credly_badges")
+    assert pg.uri == pg.name == "postgres://db.example.com:5432/analytics/public/credly_badges"
+    assert (
+        warehouse_asset("pg_wh", "mart.badges").uri == "postgres://db.example.com:5432/analytics/mart/badges"
+    )
+    set_connection(monkeypatch, "duck_wh", conn_type="duckdb", host=str(tmp_path / "wh.duckdb"))
+    duck = warehouse_asset("duck_wh", "credly_badges")
+    assert duck.uri == duck.name == f"duckdb:{tmp_path}/wh.duckdb/main/credly_badges"
+
+
+def test_the_backfill_example_plans_balanced_partitions():
     path = ROOT / "dags_examples" / "credly_badges_backfill_partitioned.py"
+    source = path.read_text()
+    assert "plan_badge_partitions(" in source and "date_partitions" not in source
     module = load_module(path, "credly_backfill_example")
-    parts = module.date_partitions("2024-01-01", "2024-01-10", 4)
-    assert parts == [
-        {"since": "2024-01-01", "until": "2024-01-04"},
-        {"since": "2024-01-05", "until": "2024-01-08"},
-        {"since": "2024-01-09", "until": "2024-01-10"},
-    ]
-    with pytest.raises(ValueError):
-        module.date_partitions("2024-02-01", "2024-01-01", 4)
+    assert module.credly_badges_backfill_partitioned_dag.params["partitions"] >= 2

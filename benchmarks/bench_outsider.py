@@ -1,0 +1,299 @@
+"""Benchmark, the outsider's setup: Credly high-volume cursor -> warehouse against a plain ``requests`` loop.
+
+Reproduces the side-by-side measurement of issue 12 (section 0): one emulator process pinned to CPU 0
+(``spawn_emulator_process``, then ``sched_setaffinity``), every measured process pinned to CPU 1, the
+high-volume cursor in ``badge_format=minimal`` at ``--page-size`` records per page (1,000 and 50), sides
+interleaved and repeated (medians of ``--repeat`` runs), every run verified (distinct ids == badges):
+
+* ``raw``: a plain ``requests`` + ``json`` loop following ``metadata.next_page_url`` (not this project's
+  client), collecting the ids only;
+* ``duckdb``: ``run_transfer`` (the operator's machinery) into a fresh DuckDB file (``memory_limit``);
+* ``postgres``: the same into a fresh schema of the PostgreSQL at ``CREDLY_TEST_POSTGRES_DSN``; its figures
+  include the CPU of the PostgreSQL backend serving the load (``/proc/<pg_backend_pid()>/stat`` before and
+  after, so the server must run on this machine).
+
+Each side reports wall seconds, the process's CPU (user + sys, ``RUSAGE_CHILDREN`` of the driver) and peak
+RSS; ratios are medians of the paired ratios to the raw run just before (the machine is shared).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_outsider.py --badges 100000 1000000 --page-size 1000 50 --repeat 3
+    .venv/bin/python benchmarks/bench_outsider.py --badges 100000 --no-store-raw   # without the raw column
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+POSTGRES_DSN = os.environ.get(
+    "CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+EMULATOR_CPU = 0
+MEASURED_CPU = 1
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process of this machine (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+# -- workers (each in its own process, pinned to MEASURED_CPU) ----------------------------------------------
+
+
+def work_raw(args: argparse.Namespace) -> dict[str, Any]:
+    """The outsider's baseline: ``requests`` + ``json``, no writes; the ids kept to verify the run."""
+    import requests
+
+    session = requests.Session()
+    session.auth = (args.token, "")  # Credly: HTTP Basic, the token as the user name
+    url: str | None = f"{args.base_url}/organizations/{args.org}/high_volume_issued_badge_search"
+    params: dict[str, str] | None = {"badge_format": "minimal"}
+    ids: set[str] = set()
+    rows = pages = 0
+    started = time.perf_counter()
+    while url:
+        resp = session.get(url, params=params, timeout=60)
+        resp.raise_for_status()
+        body = json.loads(resp.content)
+        for record in body["data"]:
+            ids.add(record["id"])
+        rows += len(body["data"])
+        pages += 1
+        url, params = body["metadata"]["next_page_url"], None
+    return {"rows": rows, "pages": pages, "distinct_ids": len(ids), "seconds": time.perf_counter() - started}
+
+
+def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
+    """``run_transfer`` into DuckDB or PostgreSQL, with the project's client (as the operator runs it)."""
+    import logging
+
+    from airflow_provider_credly.client import CredlyClient
+    from airflow_provider_credly.warehouse import (
+        BADGES,
+        DuckDBWriter,
+        PostgresWriter,
+        TableName,
+        run_transfer,
+    )
+
+    logging.basicConfig(level=logging.WARNING)
+    client = CredlyClient.create(args.token, args.org, base_url=args.base_url)
+    table = TableName.parse("credly_badges")
+    backend_pid = None
+    if args.worker == "duckdb":
+        import duckdb
+
+        config = {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}
+        conn: Any = duckdb.connect(args.target, config=config)
+        writer: Any = DuckDBWriter(conn, BADGES, table, store_raw=args.store_raw)
+    else:
+        import psycopg
+
+        conn = psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}")
+        backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        conn.commit()
+        writer = PostgresWriter(conn, BADGES, table, store_raw=args.store_raw)
+
+    def open_pages(start_url: str | None) -> Any:
+        return client.iter_high_volume_badge_pages(badge_format="minimal", start_url=start_url)
+
+    db_cpu0 = _proc_cpu_seconds(backend_pid) if backend_pid else 0.0
+    started = time.perf_counter()
+    result = run_transfer(
+        open_pages=open_pages,
+        writer=writer,
+        key="bench",
+        fingerprint="bench",
+        batch_rows=args.batch_rows,
+        unique_keys=True,
+    )
+    seconds = time.perf_counter() - started
+    out: dict[str, Any] = {"rows": result.rows, "pages": result.pages, "seconds": seconds}
+    if backend_pid:
+        out["db_cpu_seconds"] = _proc_cpu_seconds(backend_pid) - db_cpu0
+    (distinct, total) = writer.fetchall(f"SELECT COUNT(DISTINCT id), COUNT(*) FROM {table}")[0]
+    out.update(distinct_ids=int(distinct), table_rows=int(total))
+    writer.close()
+    return out
+
+
+WORKERS = {"raw": work_raw, "duckdb": work_transfer, "postgres": work_transfer}
+
+
+def _worker_main(args: argparse.Namespace) -> None:
+    out = WORKERS[args.worker](args)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# -- driver --------------------------------------------------------------------------------------------------
+
+
+def _run(cmd: list[str]) -> dict[str, Any]:
+    """Run a worker pinned to MEASURED_CPU; its CPU is the driver's RUSAGE_CHILDREN difference."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(
+        ["taskset", "-c", str(MEASURED_CPU), *cmd], capture_output=True, text=True, check=False
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            return result
+    raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
+def _postgres_schema() -> str | None:
+    try:
+        import psycopg
+
+        schema = f"bench_{os.getpid()}_{int(time.time() * 1000)}"
+        with psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"create schema {schema}")
+        return schema
+    except Exception as exc:  # no server: the PostgreSQL side is skipped
+        print(f"PostgreSQL skipped: {exc}")
+        return None
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def bench(n: int, page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
+    from airflow_provider_credly.testing.emulator import spawn_emulator_process
+
+    print(f"\n== {n:,} badges, {page_size} per page (load {_load()})", flush=True)
+    with spawn_emulator_process(badges=n, employees=10, seed=11, hv_page_size=page_size) as emu:
+        os.sched_setaffinity(emu.process.pid, {EMULATOR_CPU})
+        common = [sys.executable, __file__, "--base-url", emu.base_url, "--token", emu.token]
+        common += ["--org", emu.org_id, "--batch-rows", str(opts.batch_rows)]
+        common += ["--duckdb-memory-limit", opts.duckdb_memory_limit]
+        common += [] if opts.store_raw else ["--no-store-raw"]
+        runs: dict[str, list[dict[str, Any]]] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for rep in range(opts.repeat):
+                for side in opts.sides:
+                    emu_cpu0 = _proc_cpu_seconds(emu.process.pid)
+                    r = _run_side(side, common, f"{tmp}/{side}{rep}.duckdb")
+                    if r is None:
+                        continue
+                    if r["distinct_ids"] != n:
+                        raise RuntimeError(f"{side}: {r['distinct_ids']:,} distinct ids, expected {n:,}")
+                    r["load"] = _load()
+                    r["emulator_cpu_seconds"] = _proc_cpu_seconds(emu.process.pid) - emu_cpu0
+                    runs.setdefault(side, []).append(r)
+                    db = f", db CPU {r['db_cpu_seconds']:6.2f} s" if "db_cpu_seconds" in r else ""
+                    print(
+                        f"   [{rep + 1}/{opts.repeat}] {side:<9} {r['rows']:>9,} rows in {r['seconds']:7.2f} s"
+                        f" = {r['rows'] / r['seconds']:>8,.0f} rows/s, CPU {r['cpu_seconds']:6.2f} s{db},"
+                        f" emulator CPU {r['emulator_cpu_seconds']:6.2f} s,"
+                        f" peak RSS {r['peak_rss_mb']:6.1f} MB (load {r['load']})",
+                        flush=True,
+                    )
+    return _summarise(runs)
+
+
+def _run_side(side: str, common: list[str], target: str) -> dict[str, Any] | None:
+    if side == "raw":
+        return _run([*common, "--worker", "raw"])
+    if side == "duckdb":
+        return _run([*common, "--worker", "duckdb", "--target", target])
+    if side == "postgres":
+        schema = _postgres_schema()
+        if schema is None:
+            return None
+        try:
+            return _run([*common, "--worker", "postgres", "--target", schema])
+        finally:
+            _drop_schema(schema)
+    raise ValueError(side)
+
+
+def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians per side, and each side's median of its ratios to the raw run just before it."""
+    out: dict[str, Any] = {}
+    raw = runs.get("raw", [])
+    for side, side_runs in runs.items():
+        res: dict[str, Any] = {
+            "seconds": round(statistics.median(r["seconds"] for r in side_runs), 3),
+            "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in side_runs), 3),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in side_runs),
+            "rows_per_second": round(statistics.median(r["rows"] / r["seconds"] for r in side_runs)),
+            "runs": side_runs,
+        }
+        if any("db_cpu_seconds" in r for r in side_runs):
+            res["db_cpu_seconds"] = round(statistics.median(r["db_cpu_seconds"] for r in side_runs), 3)
+        if side != "raw" and raw:
+            pairs = list(zip(side_runs, raw, strict=False))
+            res["wall_vs_raw"] = round(statistics.median(w["seconds"] / r["seconds"] for w, r in pairs), 3)
+            res["cpu_vs_raw"] = round(
+                statistics.median(w["cpu_seconds"] / r["cpu_seconds"] for w, r in pairs), 3
+            )
+        out[side] = res
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--base-url")
+    parser.add_argument("--token")
+    parser.add_argument("--org")
+    parser.add_argument("--target")
+    parser.add_argument("--badges", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--page-size", type=int, nargs="+", default=[1000, 50])
+    parser.add_argument("--batch-rows", type=int, default=10_000, help="the operators' batch_rows")
+    parser.add_argument("--duckdb-memory-limit", default="128MB")
+    parser.add_argument(
+        "--no-store-raw", dest="store_raw", action="store_false", help="transfers without the raw column"
+    )
+    parser.add_argument("--sides", nargs="+", default=["raw", "duckdb", "postgres"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", help="write all figures to this file")
+    opts = parser.parse_args()
+    if opts.worker:
+        _worker_main(opts)
+        return 0
+    figures: dict[str, Any] = {}
+    for page_size in opts.page_size:
+        for n in opts.badges:
+            figures[f"{n}@{page_size}"] = res = bench(n, page_size, opts)
+            for side, r in res.items():
+                vs = f", wall {r['wall_vs_raw']}x / CPU {r['cpu_vs_raw']}x of raw" if side != "raw" else ""
+                db = f", db CPU {r['db_cpu_seconds']} s" if "db_cpu_seconds" in r else ""
+                print(
+                    f"   median {side:<9} {r['seconds']:.2f} s, {r['rows_per_second']:,} rows/s, "
+                    f"CPU {r['cpu_seconds']} s{db}{vs}, peak RSS {r['peak_rss_mb']:.0f} MB"
+                )
+            if opts.json:
+                Path(opts.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Benchmark: parallel high-volume cursors (``parallel_cursors=N``) when the wire, not the writer, is the cost.
+
+One emulator process (pinned to CPU 0 where the OS allows) serves ``--badges`` badges; each contender runs in
+its own subprocess pinned to CPU 1, so its peak RSS and CPU are its own:
+
+* ``raw``: a plain ``requests`` + ``json`` loop over the cursor with **no** added latency (the wire at its
+  fastest: the bar a latency-hiding load is measured against);
+* ``N=<n>``: the sliced load the operator runs (``plan_badge_slices`` + one shared ``AdaptiveLimiter`` +
+  ``TransferRun.run_sliced`` into a fresh DuckDB file), with the emulator answering every request after
+  ``--latency-ms`` (default 100 ms: the real service's round trip).
+
+Each load's table is checked: row count, distinct ids and a checksum over every typed column, equal for every N.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_parallel.py                                   # 200k, 50 and 1,000 per page
+    .venv/bin/python benchmarks/bench_parallel.py --badges 20000 --cursors 1,8      # quick run
+
+Takes minutes (N=1 at 50 per page and 100 ms: pages x 0.1 s). Run it on a quiet machine (``uptime``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _pin(pid: int, cpu: int) -> None:
+    """Pin ``pid`` to ``cpu`` when the OS supports it and the CPU exists (no-op otherwise)."""
+    if hasattr(os, "sched_setaffinity") and cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(pid, {cpu})
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- workers (run in a subprocess) -------------------------------------------------------------------------
+
+
+def work_raw(args: argparse.Namespace) -> dict[str, Any]:
+    import requests
+
+    session = requests.Session()
+    session.auth = (args.token, "")
+    url: str | None = f"{args.base_url}/organizations/{args.org}/high_volume_issued_badge_search"
+    params: dict[str, str] | None = {"badge_format": "minimal"}
+    rows = pages = 0
+    started = time.perf_counter()
+    while url:
+        body = json.loads(session.get(url, params=params, timeout=60).content)
+        rows += len(body["data"])
+        pages += 1
+        url, params = body["metadata"]["next_page_url"], None
+    return {"rows": rows, "pages": pages, "seconds": time.perf_counter() - started}
+
+
+def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
+    import duckdb
+
+    from airflow_provider_credly.client import CredlyClient
+    from airflow_provider_credly.client.concurrency import AdaptiveLimiter, observe_throttling, paced
+    from airflow_provider_credly.warehouse import BADGES, DuckDBWriter, TableName, TransferRun
+    from airflow_provider_credly.warehouse.slices import plan_badge_slices
+    from airflow_provider_credly.warehouse.transfer import SlicedPages
+
+    logging.basicConfig(level=logging.WARNING)
+    n = args.cursors
+    client = CredlyClient.create(args.token, args.org, base_url=args.base_url, pool_size=max(16, n))
+    con = duckdb.connect(args.target, config={"memory_limit": "128MB"})
+    writer = DuckDBWriter(con, BADGES, TableName.parse("credly_badges"))
+    limiter = AdaptiveLimiter(n)
+    probes: list[int] = []
+
+    def plan() -> Any:
+        made = plan_badge_slices(client, {}, slices=4 * n, min_badges=1_000, workers=n)
+        probes.append(made.probes)
+        return made.slices
+
+    def open_slice(piece: Any, start_url: str | None) -> Any:
+        pages = client.iter_high_volume_badge_pages(
+            piece.filters(), badge_format="minimal", start_url=start_url
+        )
+        return paced(pages, limiter)
+
+    started, cpu = time.perf_counter(), _cpu_seconds()
+    run = TransferRun(writer=writer, key="bench", unique_keys=True)
+    with observe_throttling(client.http, limiter.on_throttled):
+        if n == 1:
+            result = run.run(
+                lambda url: client.iter_high_volume_badge_pages(badge_format="minimal", start_url=url),
+                "bench",
+            )
+        else:
+            result = run.run_sliced(SlicedPages(plan, open_slice, n), "bench")
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    typed = [c.name for c in BADGES.columns if c.name != "raw"]
+    count, distinct, checksum = con.execute(
+        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(hash({', '.join(typed)})::HUGEINT) FROM credly_badges"
+    ).fetchone() or (0, 0, 0)
+    writer.close()
+    return {
+        "rows": result.rows,
+        "pages": result.pages,
+        "slices": result.slices,
+        "probes": probes[0] if probes else 0,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "table": [count, distinct, str(checksum)],
+    }
+
+
+def _worker_main(args: argparse.Namespace) -> None:
+    out = work_raw(args) if args.worker == "raw" else work_sliced(args)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# -- driver --------------------------------------------------------------------------------------------------
+
+
+def _run(cmd: list[str]) -> dict[str, Any]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _pin(proc.pid, 1)
+    stdout, stderr = proc.communicate()
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            return result
+    raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {stderr[-2000:]}")
+
+
+def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
+    from airflow_provider_credly.testing.emulator import spawn_emulator_process
+
+    print(
+        f"\n== {opts.badges:,} badges, {page_size} per cursor page, {opts.latency_ms} ms per request",
+        flush=True,
+    )
+    out: dict[str, Any] = {}
+    with spawn_emulator_process(badges=opts.badges, employees=10, seed=11, hv_page_size=page_size) as emu:
+        _pin(emu.process.pid, 0)
+        common = [
+            sys.executable,
+            __file__,
+            "--base-url",
+            emu.base_url,
+            "--token",
+            emu.token,
+            "--org",
+            emu.org_id,
+        ]
+        emu.clear_faults()
+        out["raw"] = raw = _run([*common, "--worker", "raw"])
+        print(f"   raw (no latency) {raw['rows']:>9,} rows in {raw['seconds']:7.2f} s", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in opts.cursor_counts:
+                emu.set_faults(latency_ms=opts.latency_ms)
+                r = _run(
+                    [*common, "--worker", "sliced", "--cursors", str(n), "--target", f"{tmp}/n{n}.duckdb"]
+                )
+                emu.clear_faults()
+                r["rows_per_second"] = r["rows"] / r["seconds"]
+                r["vs_raw"] = r["rows_per_second"] / (raw["rows"] / raw["seconds"])
+                out[f"N={n}"] = r
+                print(
+                    f"   N={n:<3} {r['rows']:>9,} rows in {r['seconds']:7.2f} s = {r['rows_per_second']:>8,.0f} rows/s"
+                    f" ({r['vs_raw']:.2f}x raw), {r['slices']} slices / {r['probes']} probes,"
+                    f" CPU {r['cpu_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, table {r['table']}",
+                    flush=True,
+                )
+    loads = [v for k, v in out.items() if k.startswith("N=")]
+    out["same_table"] = all(v["table"] == loads[0]["table"] for v in loads)
+    if "N=1" in out:
+        for k, v in out.items():
+            if k.startswith("N="):
+                v["vs_n1"] = v["rows_per_second"] / out["N=1"]["rows_per_second"]
+    print(f"   same final table for every N: {out['same_table']}", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worker", choices=("raw", "sliced"))
+    parser.add_argument("--base-url")
+    parser.add_argument("--token")
+    parser.add_argument("--org")
+    parser.add_argument("--target")
+    parser.add_argument("--cursors", type=int, default=1, help="(worker) cursors of this load")
+    parser.add_argument("--badges", type=int, default=200_000)
+    parser.add_argument("--page-sizes", default="50,1000")
+    parser.add_argument("--cursor-counts", default="1,8,16")
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--json", help="write the figures here")
+    opts = parser.parse_args()
+    if opts.worker:
+        _worker_main(opts)
+        return 0
+    opts.cursor_counts = [int(x) for x in opts.cursor_counts.split(",")]
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    figures = {int(p): bench_page_size(int(p), opts) for p in opts.page_sizes.split(",")}
+    print(f"load average after: {os.getloadavg()}", flush=True)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""The example DAGs in a real Airflow deployment, as users run them: PostgreSQL metadata DB, scheduler,
+dag-processor, triggerer and api-server as separate processes (LocalExecutor, then CeleryExecutor with Redis
+and two workers), every DAG unpaused and triggered through the REST API with ``conf={}``.
+
+``dag.test()`` hides what this finds: parallel writers of one DuckDB file, examples that fail on their second
+run, templates undefined on manual runs, a deferrable sensor that never really defers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import duckdb
+import pytest
+
+from airflow_provider_credly.testing.deployment import (
+    DUCKDB_POOL,
+    EXAMPLES,
+    AirflowApi,
+    AirflowDeployment,
+    create_database,
+    drop_database,
+    example_connections,
+)
+
+pytestmark = [pytest.mark.deployment, pytest.mark.integration, pytest.mark.timeout(900)]
+
+DAG_IDS = sorted(p.stem for p in EXAMPLES.glob("*.py"))
+SENSOR_DAG, SENSOR_TASK = "credly_sensor_gated", "wait_for_accepted_badges"
+BACKFILL_DAG = "credly_badges_backfill_partitioned"
+DATABASE = f"airflow_credly_it_{os.getpid()}"  # per run: two checkouts never share one
+WAREHOUSE_DATABASE = f"airflow_credly_it_wh_{os.getpid()}"
+REDIS = ("127.0.0.1", 6379)
+
+
+def _require(problem: str | None) -> None:
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(problem + " (CI=true: a missing service is a failure)", pytrace=False)
+    pytest.skip(problem)
+
+
+def _redis_problem() -> str | None:
+    import redis
+
+    try:
+        redis.Redis(*REDIS, socket_connect_timeout=3).ping()
+    except Exception as exc:  # any failure means "no server"; the reason is reported
+        return f"Redis at {REDIS[0]}:{REDIS[1]} is not reachable: {type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, postgres_available):
+    """One migrated metadata DB and Airflow home for both executors, the two emulators, the connections."""
+    from airflow_provider_credly.testing import EmulatorState, run_emulator
+    from airflow_provider_credly.testing.canvas import CanvasState, run_canvas_emulator
+
+    home = tmp_path_factory.mktemp("airflow-real")
+    warehouse = home / "warehouse.duckdb"
+    with (
+        run_emulator(EmulatorState(seed=7, badges=400, employees=60)) as credly,
+        run_canvas_emulator(CanvasState.seeded(assertions=40)) as canvas,
+    ):
+        canvas_info = {"url": canvas.base_url, "username": canvas.username, "password": canvas.password}
+        dep = AirflowDeployment(
+            home=home,
+            database_url=create_database(DATABASE),
+            connections=example_connections(
+                credly.base_url, credly.token, credly.org_id, canvas_info, warehouse
+            ),
+        )
+        try:
+            dep.migrate()
+            yield dep, credly, canvas, warehouse
+        finally:
+            dep.stop()
+            drop_database(DATABASE)
+            drop_database(WAREHOUSE_DATABASE)
+
+
+@pytest.fixture
+def airflow(deployment):
+    """The module's deployment; whatever a test started is stopped when it ends, passed or failed."""
+    try:
+        yield deployment
+    finally:
+        deployment[0].stop()
+
+
+def _poll(what: str, check, timeout: float, dep: AirflowDeployment, interval: float = 1.0):
+    """``check()``'s first truthy value; ``TimeoutError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dep.check_alive()
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
+def _deferred_sensor(api: AirflowApi) -> tuple[str, dict] | None:
+    for run in api.dag_runs(SENSOR_DAG):
+        for ti in api.task_instances(SENSOR_DAG, run["dag_run_id"]):
+            if ti["task_id"] == SENSOR_TASK and ti["state"] == "deferred":
+                return run["dag_run_id"], ti
+    return None
+
+
+def _failures(api: AirflowApi, runs: dict[str, list[dict]]) -> dict[str, dict[str, str]]:
+    """``{dag_id/run_id: {task: state}}`` of every run that did not succeed."""
+    out = {}
+    for dag_id, dag_runs in runs.items():
+        for run in dag_runs:
+            if run["state"] != "success":
+                tis = api.task_instances(dag_id, run["dag_run_id"])
+                out[f"{dag_id}/{run['dag_run_id']}"] = {
+                    f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis
+                }
+    return out
+
+
+def _all_task_logs(api: AirflowApi, runs: dict[str, list[dict]]) -> dict[tuple[str, str, str, int], str]:
+    """Every task instance's log (its last try), read through the REST API."""
+    logs = {}
+    for dag_id, dag_runs in runs.items():
+        for run in dag_runs:
+            for ti in api.task_instances(dag_id, run["dag_run_id"]):
+                if ti["try_number"]:
+                    key = (dag_id, run["dag_run_id"], ti["task_id"], ti["map_index"])
+                    logs[key] = api.task_log(
+                        dag_id, run["dag_run_id"], ti["task_id"], ti["try_number"], ti["map_index"]
+                    )
+    return logs
+
+
+def _secrets(credly, canvas) -> list[str]:
+    state = canvas.state
+    return [credly.token, canvas.password, *state.tokens, *state.refresh_tokens]
+
+
+def _assert_no_secret(texts: dict, secrets: list[str]) -> None:
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"a credential appears in the log of {where}"
+
+
+def test_local_executor_runs_every_example_twice(airflow):
+    dep, credly, canvas, warehouse = airflow
+    dep.start_core("LocalExecutor")
+    api = dep.api()
+    dep.wait_for_dags(api, DAG_IDS)
+    api.set_pool(DUCKDB_POOL, 1, "one writer at a time per DuckDB file")
+
+    # The sensor first: nothing was issued in the last day, so it must defer to the triggerer ...
+    api.unpause(SENSOR_DAG)
+    api.trigger(SENSOR_DAG)
+    deferred_run, _ = _poll("the sensor deferred", lambda: _deferred_sensor(api), 120, dep)
+    # ... until the issuing example (among the others) creates badges.
+    for dag_id in DAG_IDS:
+        if dag_id != SENSOR_DAG:
+            api.unpause(dag_id)
+            api.trigger(dag_id)
+    first = api.wait_for_runs(DAG_IDS, timeout=420, on_poll=dep.check_alive)
+    assert not _failures(api, first), _failures(api, first)
+
+    # Every example succeeds when run again (a manual run: no logical date, no data interval). The scheduled
+    # examples have then run three times (scheduled at unpause, manual, manual).
+    counts = {dag_id: len(runs) for dag_id, runs in first.items()}
+    for dag_id in DAG_IDS:
+        api.trigger(dag_id)
+    wanted = {dag_id: n + 1 for dag_id, n in counts.items()}
+    second = api.wait_for_runs(DAG_IDS, timeout=360, at_least=wanted, on_poll=dep.check_alive)
+    assert not _failures(api, second), _failures(api, second)
+    assert all(len(second[d]) >= 2 for d in DAG_IDS), {d: len(r) for d, r in second.items()}
+
+    # The sensor really waited in the triggerer and was resumed by its event, in the same try.
+    sensor = next(t for t in api.task_instances(SENSOR_DAG, deferred_run) if t["task_id"] == SENSOR_TASK)
+    assert sensor["state"] == "success" and sensor["try_number"] == 1, sensor
+    logs = _all_task_logs(api, second)
+    sensor_log = logs[(SENSOR_DAG, deferred_run, SENSOR_TASK, -1)]
+    assert "Pausing task as DEFERRED" in sensor_log or "deferred" in sensor_log.lower(), sensor_log[-3000:]
+    assert "Trigger: " in sensor_log, sensor_log[-3000:]  # logged by execute_complete after the event
+    assert "Trigger fired event" in sensor_log and "'status': 'success'" in sensor_log, sensor_log[-3000:]
+
+    # A transfer's task log (through the API) shows its progress.
+    load_logs = [
+        text
+        for key, text in logs.items()
+        if key[0] == "credly_badges_hourly_to_duckdb" and key[2] == "load_badges"
+    ]
+    assert load_logs and all(re.search(r"Loaded \d+ rows in \d+ pages into", t) for t in load_logs), load_logs
+
+    # No credential in any task log (API) nor in any component's or task's log file.
+    secrets = _secrets(credly, canvas)
+    _assert_no_secret({f"task {k}": v for k, v in logs.items()}, secrets)
+    _assert_no_secret({str(p): p.read_text(errors="replace") for p in dep.log_files()}, secrets)
+
+    dep.stop()  # DuckDB takes one process per file: read it once Airflow let go of it
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        ids = [r[0] for r in con.execute("select id from credly_badges_backfill").fetchall()]
+        hourly = con.execute("select count(*) from credly_badges").fetchone()[0]
+    assert len(ids) == len(set(ids)) == credly.state.badges_count()
+    assert hourly == credly.state.badges_count()
+
+
+def test_celery_executor_spreads_the_backfill_over_two_workers(airflow):
+    _require(_redis_problem())
+    dep, credly, canvas, _ = airflow
+    dsn_db = create_database(WAREHOUSE_DATABASE)
+    assert dsn_db.endswith(WAREHOUSE_DATABASE)
+    # PostgreSQL takes parallel writers, so the backfill's partitions run side by side (DuckDB: one at a time).
+    dep.connections = {
+        **dep.connections,
+        "postgres_warehouse": {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "login": "postgres",
+            "schema": WAREHOUSE_DATABASE,
+        },
+    }
+    dep.env = {**dep.env, "CREDLY_WAREHOUSE_CONN_ID": "postgres_warehouse"}
+    dep.start_core("CeleryExecutor")
+    dep.start_celery_workers(["worker-a", "worker-b"])
+    api = dep.api()
+    # the dag-processor re-parsed the file with the new setting (no DuckDB pool any more)
+    _poll(
+        "backfill re-parsed for PostgreSQL",
+        lambda: api.request("GET", f"/dags/{BACKFILL_DAG}/tasks/load_partition")["pool"] == "default_pool",
+        120,
+        dep,
+    )
+    before = len(api.dag_runs(BACKFILL_DAG))
+    api.unpause(BACKFILL_DAG)
+    run_id = api.trigger(BACKFILL_DAG)
+    runs = api.wait_for_runs([BACKFILL_DAG], timeout=300, at_least=before + 1, on_poll=dep.check_alive)
+    assert not _failures(api, runs), _failures(api, runs)
+
+    tis = [t for t in api.task_instances(BACKFILL_DAG, run_id) if t["task_id"] == "load_partition"]
+    assert len(tis) >= 4
+    assert {t["hostname"] for t in tis} == {"worker-a", "worker-b"}, [
+        (t["map_index"], t["hostname"]) for t in tis
+    ]
+
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={WAREHOUSE_DATABASE}") as conn:
+        total, distinct = conn.execute(
+            "select count(*), count(distinct id) from credly_badges_backfill"
+        ).fetchone()
+    assert total == distinct == credly.state.badges_count()
+    _assert_no_secret(dep.component_logs(), _secrets(credly, canvas))
