@@ -146,7 +146,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "connection-types": CONNECTION_TYPES,
         "extra-links": [
-            "airflow_provider_credly.links.CredlyBadgeLink",
-            "airflow_provider_credly.links.CredlyOrganizationLink",
+            "airflow_provider_credly.links.credly.CredlyBadgeLink",
+            "airflow_provider_credly.links.credly.CredlyOrganizationLink",
         ],
     }

@@ -16,7 +16,7 @@ from airflow_provider_credly.actions.credly import delete_badge, replace_badge, 
 from airflow_provider_credly.actions.results import ActionResult, actions_xcom, run_actions
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_replace_payload
-from airflow_provider_credly.links import CredlyBadgeLink, CredlyOrganizationLink
+from airflow_provider_credly.links.credly import CredlyBadgeLink, CredlyOrganizationLink
 from airflow_provider_credly.operators.base import (
     CredlyBaseOperator,
     load_rows,

@@ -14,7 +14,7 @@ from airflow_provider_credly.client.payloads import build_issue_payload
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing.bulk import IfExists
 from airflow_provider_credly.issuing.credly import BadgeIssuer, run_bulk_issue, validate_rows
-from airflow_provider_credly.links import CredlyBadgeLink, CredlyOrganizationLink
+from airflow_provider_credly.links.credly import CredlyBadgeLink, CredlyOrganizationLink
 from airflow_provider_credly.operators.badge_actions import (
     CredlyDeleteBadgeOperator,
     CredlyReplaceBadgeOperator,

@@ -6,6 +6,7 @@ single and bulk issuing with one "threshold, report, raise" step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -14,13 +15,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing.bulk import BulkIssueReport, IfExists, IssueResult
 from airflow_provider_credly.lineage import DatasetRef, canvas_collection, credly_collection, operator_lineage
-from airflow_provider_credly.links import CredlyOrganizationLink
+from airflow_provider_credly.links.credly import CredlyOrganizationLink
 from airflow_provider_credly.operators.failures import FailFastMixin, as_permanent, is_permanent
 
 if TYPE_CHECKING:
@@ -261,8 +262,13 @@ class CredlyBaseOperator(ApiOperator[CredlyHook]):
         fails with the reason before anything is sent when the token lacks that permission."""
         try:
             self.hook.check_token(require=require)
-        except PermissionError as exc:
-            raise AirflowException(str(exc)) from None
+        except PermissionError as exc:  # a retry cannot grant the permission: fail without retries
+            raise AirflowFailException(str(exc)) from None
+
+    def after_error(self) -> None:
+        """After a failed try too: one warning when the token is about to expire (never raises)."""
+        with contextlib.suppress(PermissionError):
+            self.hook.check_token()
 
     def post_execute(self, context: Any, result: Any = None) -> None:
         # Every Credly task warns about a token about to expire (one look-up per hook; a task that

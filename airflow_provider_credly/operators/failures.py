@@ -12,10 +12,11 @@ before any request (invalid rows, filters, table names, a missing organization i
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_credly.client.errors import (
     AuthenticationError,
@@ -32,6 +33,8 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     ValueError,  # argument and row validation before any HTTP (InvalidRowsError, PayloadError...)
 )
 """Errors that the same task run again would meet again."""
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,6 +88,9 @@ def fail_fast(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
+            # a task refused on its own input sent nothing and sends nothing after either
+            if args and not isinstance(exc, (AirflowSkipException, ValueError)):
+                _after_error(args[0])
             if not is_permanent(exc):
                 raise
             # same message: every error of this package is free of credentials by construction
@@ -92,6 +98,17 @@ def fail_fast(func: F) -> F:
 
     wrapper._credly_fail_fast = True  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def _after_error(task: Any) -> None:
+    """Let ``task`` report what helps after its error (``after_error()``, e.g. a token about to expire);
+    best effort: the task's own error is what it raises."""
+    after = getattr(task, "after_error", None)
+    if callable(after):
+        try:
+            after()
+        except Exception as exc:  # the original error matters, not this one
+            log.warning("After the task's error, %s failed too: %s", getattr(after, "__name__", after), exc)
 
 
 class FailFastMixin:

@@ -133,6 +133,11 @@ class CredlyBadgeSensor(BaseSensorOperator):
         )
         return None  # not reached: defer() raises TaskDeferred
 
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        """After the sensor succeeded: one warning when its token is close to expiry (best effort)."""
+        super().post_execute(context, result)
+        self.hook.check_token()
+
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the match, or fail (or skip with ``soft_fail``)."""
         if not isinstance(event, Mapping) or "status" not in event:

@@ -28,7 +28,7 @@ from airflow_provider_credly.client.filters import (
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.lineage import DatasetRef, credly_collection
-from airflow_provider_credly.links import CredlyOrganizationLink
+from airflow_provider_credly.links.credly import CredlyOrganizationLink
 from airflow_provider_credly.transfers.base import (
     DEFAULT_DESTINATION,
     PageOpener,
@@ -107,6 +107,10 @@ class _CredlyToSqlOperator(SqlTransferOperator):
         # has fewer than token_warn_days left; never fails the load
         self.credly_hook.check_token()
         return result
+
+    def after_error(self) -> None:
+        """After a failed try too: one warning when the token is about to expire (never raises)."""
+        self.credly_hook.check_token()
 
 
 class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):

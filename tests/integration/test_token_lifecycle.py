@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_credly.client import CredlyClient, RetryPolicy
 from airflow_provider_credly.client.tokens import TOKEN_MASK
@@ -141,7 +141,7 @@ def _issue_op(emu: Any) -> CredlyIssueBadgeOperator:
 def test_issuing_with_a_read_only_token_fails_before_its_first_post(credly_emulator_factory, monkeypatch):
     emu = credly_emulator_factory(token_permissions=["read"])
     _connect(monkeypatch, emu)
-    with pytest.raises(AirflowException, match="lacks write_enabled \\(read-only\\); nothing was sent"):
+    with pytest.raises(AirflowFailException, match="lacks write_enabled \\(read-only\\); nothing was sent"):
         _issue_op(emu).execute(_ctx())
     bulk = CredlyBulkIssueBadgesOperator(
         task_id="bulk",
@@ -203,6 +203,39 @@ def test_every_credly_operator_task_warns_after_it_ran(credly_emulator_factory, 
     out = capsys.readouterr().out
     assert out.count("fewer than 30 days left") == 1
     assert emu.token not in out
+
+
+def test_the_badge_sensor_warns_after_it_ran(credly_emulator_factory, monkeypatch, capsys):
+    from airflow_provider_credly.sensors.badges import CredlyBadgeSensor
+
+    emu = credly_emulator_factory(token_age_days=175)
+    _connect(monkeypatch, emu)
+    sensor = CredlyBadgeSensor(task_id="wait", filters={"state": "accepted"})
+    sensor.post_execute(_ctx(), None)
+    out = capsys.readouterr().out
+    assert out.count("fewer than 30 days left") == 1
+    assert emu.token not in out
+
+
+def test_a_task_that_fails_still_warns_and_one_refused_on_its_input_sends_nothing(
+    credly_emulator_factory, monkeypatch, capsys
+):
+    from airflow_provider_credly.client.errors import ServerError
+    from airflow_provider_credly.operators.employees import CredlyEmployeeSyncOperator
+
+    emu = credly_emulator_factory(token_age_days=175, error_rate=1.0, fail_paths="/employees")
+    _connect(monkeypatch, emu)
+    with pytest.raises(ServerError):
+        CredlyEmployeeSyncOperator(task_id="sync", roster=[], dry_run=True).execute(_ctx())
+    out = capsys.readouterr().out
+    assert out.count("fewer than 30 days left") == 1
+    assert emu.token not in out
+
+    fresh = credly_emulator_factory(token_age_days=175)
+    _connect(monkeypatch, fresh)
+    with pytest.raises(ValueError):
+        CredlyEmployeeSyncOperator(task_id="sync", roster=[{"email": "no-key"}], dry_run=True).execute(_ctx())
+    assert fresh.state.request_count("GET", "authorization_tokens.list") == 0
 
 
 def test_the_warning_never_fails_a_task(credly_emulator_factory, monkeypatch, capsys):

@@ -93,7 +93,7 @@ class Block:
         ):
             raise ImportError("blocked " + name)
 sys.meta_path.insert(0, Block())
-import airflow_provider_credly.links
+import airflow_provider_credly.links.credly
 import airflow_provider_credly.operators.badges
 import airflow_provider_credly.operators.canvas_credentials
 import airflow_provider_credly.operators.employees

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_credly.get_provider_info import get_provider_info
-from airflow_provider_credly.links import CredlyBadgeLink, CredlyOrganizationLink, credly_web_url
+from airflow_provider_credly.links.credly import CredlyBadgeLink, CredlyOrganizationLink, credly_web_url
 from airflow_provider_credly.operators.badges import (
     CredlyIssueBadgeOperator,
     CredlyReplaceBadgeOperator,
@@ -94,6 +94,6 @@ def test_links_are_on_the_operators_and_registered():
     assert names(CredlyReplaceBadgeOperator) == ["Credly badge", "Credly organization"]
     assert names(CredlyRevokeBadgeOperator) == ["Credly organization"]
     assert get_provider_info()["extra-links"] == [
-        "airflow_provider_credly.links.CredlyBadgeLink",
-        "airflow_provider_credly.links.CredlyOrganizationLink",
+        "airflow_provider_credly.links.credly.CredlyBadgeLink",
+        "airflow_provider_credly.links.credly.CredlyOrganizationLink",
     ]
