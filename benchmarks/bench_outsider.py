@@ -37,9 +37,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-POSTGRES_DSN = os.environ.get(
-    "CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
+
+from _common import POSTGRES_DSN, drop_schema, postgres_schema, worker_result  # noqa: E402 (after the sys.path line)
+
 EMULATOR_CPU = 0
 MEASURED_CPU = 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -150,32 +150,9 @@ def _run(cmd: list[str]) -> dict[str, Any]:
         ["taskset", "-c", str(MEASURED_CPU), *cmd], capture_output=True, text=True, check=False
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[7:])
-            result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            return result
-    raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-
-
-def _postgres_schema() -> str | None:
-    try:
-        import psycopg
-
-        schema = f"bench_{os.getpid()}_{int(time.time() * 1000)}"
-        with psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"create schema {schema}")
-        return schema
-    except Exception as exc:  # no server: the PostgreSQL side is skipped
-        print(f"PostgreSQL skipped: {exc}")
-        return None
-
-
-def _drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        conn.execute(f"drop schema if exists {schema} cascade")
+    result = worker_result(cmd, proc.returncode, proc.stdout, proc.stderr)
+    result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result
 
 
 def _load() -> str:
@@ -222,13 +199,13 @@ def _run_side(side: str, common: list[str], target: str) -> dict[str, Any] | Non
     if side == "duckdb":
         return _run([*common, "--worker", "duckdb", "--target", target])
     if side == "postgres":
-        schema = _postgres_schema()
+        schema = postgres_schema()
         if schema is None:
             return None
         try:
             return _run([*common, "--worker", "postgres", "--target", schema])
         finally:
-            _drop_schema(schema)
+            drop_schema(schema)
     raise ValueError(side)
 
 

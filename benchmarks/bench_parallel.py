@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import worker_result  # noqa: E402 (after the sys.path line)
+
 
 def _pin(pid: int, cpu: int) -> None:
     """Pin ``pid`` to ``cpu`` when the OS supports it and the CPU exists (no-op otherwise)."""
@@ -137,11 +139,7 @@ def _run(cmd: list[str]) -> dict[str, Any]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _pin(proc.pid, 1)
     stdout, stderr = proc.communicate()
-    for line in stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[7:])
-            return result
-    raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {stderr[-2000:]}")
+    return worker_result(cmd, proc.returncode, stdout, stderr)
 
 
 def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:

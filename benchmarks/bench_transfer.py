@@ -34,10 +34,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import POSTGRES_DSN, drop_schema, postgres_schema, worker_result  # noqa: E402 (after the sys.path line)
+
 DLT_PYTHON = ROOT / "benchmarks" / ".venv-dlt" / "bin" / "python"
-POSTGRES_DSN = os.environ.get(
-    "CREDLY_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
 
 
 def _peak_rss_mb() -> float:
@@ -133,31 +133,7 @@ def _worker_main(args: argparse.Namespace) -> None:
 
 def _run(cmd: list[str]) -> dict[str, Any]:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[7:])
-            return result
-    raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-
-
-def _postgres_schema() -> str | None:
-    try:
-        import psycopg
-
-        schema = f"bench_{os.getpid()}_{int(time.time())}"
-        with psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"create schema {schema}")
-        return schema
-    except Exception as exc:  # no server: the PostgreSQL side is skipped
-        print(f"PostgreSQL skipped: {exc}")
-        return None
-
-
-def _drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        conn.execute(f"drop schema if exists {schema} cascade")
+    return worker_result(cmd, proc.returncode, proc.stdout, proc.stderr)
 
 
 def bench_volume(n: int, opts: argparse.Namespace) -> dict[str, Any]:
@@ -210,13 +186,13 @@ def _run_side(side: str, common: list[str], emu: Any, opts: argparse.Namespace, 
     if side == "duckdb":
         return _run([*common, "--worker", "duckdb", "--target", target])
     if side == "postgres":
-        schema = _postgres_schema()
+        schema = postgres_schema()
         if schema is None:
             return None
         try:
             return _run([*common, "--worker", "postgres", "--target", schema])
         finally:
-            _drop_schema(schema)
+            drop_schema(schema)
     if side == "dlt":
         if not DLT_PYTHON.exists():
             print(f"   dlt skipped: {DLT_PYTHON} missing (see benchmarks/requirements-dlt.txt)")
