@@ -6,19 +6,7 @@ import pytest
 
 from airflow_provider_credly.client import BasicTokenAuth, HttpClient, RateLimitError, RetryPolicy
 from airflow_provider_credly.client.concurrency import observe_throttling
-
-
-class FakeClock:
-    """Monotonic clock advanced only by the injected sleep: a 100 s Retry-After costs no time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.client.conftest import FakeClock
 
 
 def test_every_429_is_reported_retried_ones_included(credly_emulator):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import random
 
 import pytest
 import requests
@@ -13,7 +12,6 @@ from airflow_provider_credly.client import (
     ApiConnectionError,
     AuthenticationError,
     BadRequestError,
-    BasicTokenAuth,
     HttpClient,
     NotFoundError,
     RateLimitError,
@@ -23,41 +21,12 @@ from airflow_provider_credly.client import (
     ValidationError,
 )
 from airflow_provider_credly.client.http import ApiResponse
-
-BASE = "https://api.credly.test/v1"
-TOKEN = "s3cr3t-token-value"
-
-
-class FakeClock:
-    """Monotonic clock advanced only by the injected sleep: backoff is checked without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.client.conftest import BASE, TOKEN
 
 
 @pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def client(clock):
-    return HttpClient(
-        BASE,
-        auth=BasicTokenAuth(TOKEN),
-        retry=RetryPolicy(max_attempts=4, backoff_base=1.0, jitter=0.0),
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(0),
-    )
+def client(http):
+    return http
 
 
 @responses.activate

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pickle
-import random
 
 import pytest
 import requests
 import responses
 
 from airflow_provider_credly.client import (
-    BasicTokenAuth,
     CredlyClient,
     HttpClient,
     MalformedResponseError,
@@ -23,10 +21,8 @@ from airflow_provider_credly.client.canvas_envelope import canvas_error_details,
 from airflow_provider_credly.client.errors import UNKNOWN_OUTCOME_ERRORS
 from airflow_provider_credly.client.http import ApiResponse, json_object
 from airflow_provider_credly.client.pagination import credly_page, credly_resource, iter_pages
-from tests.unit.client.test_http import FakeClock
+from tests.unit.client.conftest import BASE, TOKEN, FakeClock
 
-BASE = "https://api.credly.test/v1"
-TOKEN = "s3cr3t-token-value"
 ORG = "org-1"
 HV = f"{BASE}/organizations/{ORG}/high_volume_issued_badge_search"
 PAGE_1 = b'{"data": [{"id": "1"}, {"id": "2"}], "metadata": {"next_page_url": "' + HV.encode() + b'?c=2"}}'
@@ -46,23 +42,6 @@ MALFORMED = [
     pytest.param(b'{"data": [], "metadata": {"next_page_url": 7}}', id="cursor-not-a-url"),
     pytest.param(b'{"data": [], "metadata": {"next_page_url": null}} trailing', id="trailing-text"),
 ]
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def http(clock):
-    return HttpClient(
-        BASE,
-        auth=BasicTokenAuth(TOKEN),
-        retry=RetryPolicy(max_attempts=4, backoff_base=1.0, jitter=0.0),
-        sleep=clock.sleep,
-        clock=clock,
-        rng=random.Random(0),
-    )
 
 
 def _resp(body: bytes, url: str = HV, content_type: str = "application/json") -> ApiResponse:
