@@ -125,6 +125,10 @@ class AirflowApi:
         """Unpause ``dag_id`` (a scheduled DAG then also gets its latest scheduled run)."""
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        """Pause ``dag_id``: the scheduler starts none of its tasks."""
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
         """Trigger a manual run without logical date (as the UI does); return its run id."""
         body = {"logical_date": None, "conf": dict(conf or {})}
@@ -343,6 +347,22 @@ class AirflowDeployment:
                 executor="CeleryExecutor",
                 CREDLY_WORKER_HOSTNAME=name,
             )
+        # a worker still importing Airflow takes no task: one that is ready first would take them all
+        for name in names:
+            self.wait_for_output(name, f"{name}@", " ready.")
+
+    def wait_for_output(self, name: str, *parts: str, timeout: float = 120) -> None:
+        """Wait until a line of component ``name``'s output holds every one of ``parts``."""
+        comp = next(c for c in self.components if c.name == name)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            lines = comp.log_path.read_text(errors="replace").splitlines()
+            if any(all(part in line for part in parts) for line in lines):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow component {name}: no line with {parts} within {timeout} s")
+            time.sleep(0.5)
 
     def check_alive(self) -> None:
         """``RuntimeError`` with the tail of its output when a component exited."""

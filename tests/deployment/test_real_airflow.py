@@ -227,8 +227,12 @@ def test_celery_executor_spreads_the_backfill_over_two_workers(airflow):
     }
     dep.env = {**dep.env, "CREDLY_WAREHOUSE_CONN_ID": "postgres_warehouse"}
     dep.start_core("CeleryExecutor")
-    dep.start_celery_workers(["worker-a", "worker-b"])
     api = dep.api()
+    # only the backfill runs on the workers: no task of the first test's DAGs keeps one of them busy
+    for dag_id in DAG_IDS:
+        if dag_id != BACKFILL_DAG:
+            api.pause(dag_id)
+    dep.start_celery_workers(["worker-a", "worker-b"])
     # the dag-processor re-parsed the file with the new setting (no DuckDB pool any more)
     _poll(
         "backfill re-parsed for PostgreSQL",
@@ -237,9 +241,14 @@ def test_celery_executor_spreads_the_backfill_over_two_workers(airflow):
         dep,
     )
     before = len(api.dag_runs(BACKFILL_DAG))
-    api.unpause(BACKFILL_DAG)
-    run_id = api.trigger(BACKFILL_DAG)
-    runs = api.wait_for_runs([BACKFILL_DAG], timeout=300, at_least=before + 1, on_poll=dep.check_alive)
+    # each partition then takes seconds, not a fraction of one: one worker cannot load them all alone
+    credly.set_faults(latency_ms=1500)
+    try:
+        api.unpause(BACKFILL_DAG)
+        run_id = api.trigger(BACKFILL_DAG)
+        runs = api.wait_for_runs([BACKFILL_DAG], timeout=300, at_least=before + 1, on_poll=dep.check_alive)
+    finally:
+        credly.clear_faults()
     assert not _failures(api, runs), _failures(api, runs)
 
     tis = [t for t in api.task_instances(BACKFILL_DAG, run_id) if t["task_id"] == "load_partition"]
