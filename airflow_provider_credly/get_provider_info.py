@@ -6,31 +6,59 @@ from typing import Any
 
 from airflow_provider_credly import __version__
 
+# Airflow's flexible form shows placeholders on the standard fields only; extra fields get help text
+# ("description"). The port stays visible: on Airflow 3.3.2 the connection list's Test button answers
+# 400 for a saved connection without a port (apache/airflow#73298), so users fill it in (443 for https).
+# Field names avoid "token", "secret" and the like: Airflow masks extras whose names contain them.
+PORT_PLACEHOLDER = "443 (set it: the Test button of Airflow 3.3.2 needs a port)"
+
 CREDLY_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "login", "port"],
-    "relabeling": {"host": "API base URL", "password": "Authorization token"},
+    "hidden-fields": ["schema", "login"],
+    "relabeling": {"host": "API base URL", "password": "Authorization token", "port": "Port"},
     "placeholders": {
         "host": "https://api.credly.com/v1 (sandbox: https://sandbox-api.credly.com/v1)",
+        "port": PORT_PLACEHOLDER,
         "password": "Organization authorization token",
         "extra": '{"organization_id": "<uuid>", "timeout": 60, "max_retries": 5}',
-        "organization_id": "Credly organization id (uuid)",
     },
 }
 
 CREDLY_CONN_FIELDS: dict[str, Any] = {
-    "organization_id": {"label": "Organization ID", "schema": {"type": ["string", "null"]}},
-    "timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "default": 60}},
-    "max_retries": {"label": "Retries on 429/5xx", "schema": {"type": ["integer", "null"], "default": 5}},
-    "token_lifetime_days": {
-        "label": "Token lifetime (days)",
-        "schema": {"type": ["number", "null"], "default": 180},
+    "organization_id": {
+        "label": "Organization ID",
+        "description": "The Credly organization (a uuid) the tasks act for; empty: operators must name one.",
+        "schema": {"type": ["string", "null"]},
     },
-    "token_warn_days": {
+    "timeout": {
+        "label": "Read timeout (s)",
+        "description": "Seconds to wait for each answer before the request counts as failed and is retried.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
+    },
+    "max_retries": {
+        "label": "Retries on 429/5xx",
+        "description": "Retries of one request on 429, 5xx and dropped connections (backoff honours "
+        "Retry-After); 0: none.",
+        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+    },
+    "lifetime_days": {
+        "label": "Token lifetime (days)",
+        "description": "How long Credly authorization tokens live after they are created (180 on Credly).",
+        "schema": {"type": ["number", "null"], "default": 180, "minimum": 1},
+    },
+    "expiry_warn_days": {
         "label": "Warn when fewer token days left (0: never)",
-        "schema": {"type": ["number", "null"], "default": 30},
+        "description": "Tasks log a warning when the token has fewer days left than this.",
+        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
     },
 }
 
+CANVAS_REGIONS = {
+    "us": "US (api.badgr.io)",
+    "eu": "EU (api.eu.badgr.io)",
+    "au": "Australia (api.au.badgr.io)",
+    "ca": "Canada (api.ca.badgr.io)",
+    "sg": "Singapore (api.sg.badgr.io)",
+}
 
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {
@@ -47,24 +75,49 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         "conn-fields": {
             "region": {
                 "label": "Region (when no host)",
-                "schema": {"type": ["string", "null"], "enum": ["us", "eu", "au", "ca", "sg", None]},
+                "description": "The Canvas Credentials region whose API is used when API base URL is empty "
+                "(US when neither is set).",
+                # no null in the enum: the form would offer it as a literal "null" choice
+                "schema": {
+                    "type": ["string", "null"],
+                    "enum": list(CANVAS_REGIONS),
+                    "values_display": CANVAS_REGIONS,
+                },
             },
             "client_id": {
                 "label": "OAuth2 client id",
+                "description": "The OAuth2 client of the password grant; Canvas Credentials' own is public.",
                 "schema": {"type": ["string", "null"], "default": "public"},
             },
-            "scope": {"label": "OAuth2 scope", "schema": {"type": ["string", "null"]}},
-            "timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "default": 60}},
+            "scope": {
+                "label": "OAuth2 scope",
+                "description": "Space-separated scopes to ask for (e.g. rw:issuer rw:backpack); empty: the "
+                "account's defaults.",
+                "schema": {"type": ["string", "null"]},
+            },
+            "timeout": {
+                "label": "Read timeout (s)",
+                "description": "Seconds to wait for each answer before the request counts as failed and is "
+                "retried.",
+                "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
+            },
             "max_retries": {
                 "label": "Retries on 429/5xx",
-                "schema": {"type": ["integer", "null"], "default": 5},
+                "description": "Retries of one request on 429, 5xx and dropped connections; 0: none.",
+                "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
             },
         },
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port"],
-            "relabeling": {"host": "API base URL", "login": "User name (e-mail)", "password": "Password"},
+            "hidden-fields": ["schema"],
+            "relabeling": {
+                "host": "API base URL",
+                "login": "User name (e-mail)",
+                "password": "Password",
+                "port": "Port",
+            },
             "placeholders": {
                 "host": "https://api.badgr.io (EU: https://api.eu.badgr.io); empty = extra region",
+                "port": PORT_PLACEHOLDER,
                 "login": "issuer-admin@example.edu",
                 "extra": '{"region": "us", "client_id": "public", "timeout": 60, "max_retries": 5}',
             },

@@ -5,9 +5,9 @@ its own subprocess pinned to CPU 1, so its peak RSS and CPU are its own:
 
 * ``raw``: a plain ``requests`` + ``json`` loop over the cursor with **no** added latency (the wire at its
   fastest: the bar a latency-hiding load is measured against);
-* ``N=<n>``: the sliced load the operator runs (``plan_badge_slices`` + one shared ``AdaptiveLimiter`` +
-  ``TransferRun.run_sliced`` into a fresh DuckDB file), with the emulator answering every request after
-  ``--latency-ms`` (default 100 ms: the real service's round trip).
+* ``N=<n>``: the sliced load the operator runs (``badge_slice_source``: the planner and the cursors on one
+  shared ``AdaptiveLimiter``; ``TransferRun.run_sliced`` into a fresh DuckDB file), with the emulator
+  answering every request after ``--latency-ms`` (default 100 ms: the real service's round trip).
 
 Each load's table is checked: row count, distinct ids and a checksum over every typed column, equal for every N.
 
@@ -75,10 +75,9 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
     import duckdb
 
     from airflow_provider_credly.client import CredlyClient
-    from airflow_provider_credly.client.concurrency import AdaptiveLimiter, observe_throttling, paced
+    from airflow_provider_credly.client.concurrency import AdaptiveLimiter, observe_throttling
     from airflow_provider_credly.warehouse import BADGES, DuckDBWriter, TableName, TransferRun
-    from airflow_provider_credly.warehouse.slices import plan_badge_slices
-    from airflow_provider_credly.warehouse.transfer import SlicedPages
+    from airflow_provider_credly.warehouse.slices import SlicePlan, badge_slice_source
 
     logging.basicConfig(level=logging.WARNING)
     n = args.cursors
@@ -86,19 +85,11 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
     con = duckdb.connect(args.target, config={"memory_limit": "128MB"})
     writer = DuckDBWriter(con, BADGES, TableName.parse("credly_badges"))
     limiter = AdaptiveLimiter(n)
-    probes: list[int] = []
-
-    def plan() -> Any:
-        made = plan_badge_slices(client, {}, slices=4 * n, min_badges=1_000, workers=n)
-        probes.append(made.probes)
-        return made.slices
-
-    def open_slice(piece: Any, start_url: str | None) -> Any:
-        pages = client.iter_high_volume_badge_pages(
-            piece.filters(), badge_format="minimal", start_url=start_url
-        )
-        return paced(pages, limiter)
-
+    plans: list[SlicePlan] = []
+    # what the operator runs with parallel_cursors=n (planner, cursors and limiter)
+    source = badge_slice_source(
+        client, {}, cursors=n, limiter=limiter, badge_format="minimal", min_badges=1_000, on_plan=plans.append
+    )
     started, cpu = time.perf_counter(), _cpu_seconds()
     run = TransferRun(writer=writer, key="bench", unique_keys=True)
     with observe_throttling(client.http, limiter.on_throttled):
@@ -108,7 +99,7 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
                 "bench",
             )
         else:
-            result = run.run_sliced(SlicedPages(plan, open_slice, n), "bench")
+            result = run.run_sliced(source, "bench")
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     typed = [c.name for c in BADGES.columns if c.name != "raw"]
     count, distinct, checksum = con.execute(
@@ -119,7 +110,8 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
         "rows": result.rows,
         "pages": result.pages,
         "slices": result.slices,
-        "probes": probes[0] if probes else 0,
+        "probes": plans[0].probes if plans else 0,
+        "rounds": plans[0].rounds if plans else 0,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "table": [count, distinct, str(checksum)],
@@ -177,7 +169,7 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
                 out[f"N={n}"] = r
                 print(
                     f"   N={n:<3} {r['rows']:>9,} rows in {r['seconds']:7.2f} s = {r['rows_per_second']:>8,.0f} rows/s"
-                    f" ({r['vs_raw']:.2f}x raw), {r['slices']} slices / {r['probes']} probes,"
+                    f" ({r['vs_raw']:.2f}x raw), {r['slices']} slices / {r['probes']} probes in {r['rounds']} rounds,"
                     f" CPU {r['cpu_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, table {r['table']}",
                     flush=True,
                 )

@@ -47,6 +47,8 @@ WAREHOUSE_POOL = "duckdb_warehouse" if SINGLE_WRITER else "default_pool"
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
+    # two runs at once would load the same partitions into the same table side by side: one at a time
+    max_active_runs=1,
     params={"start": "", "end": "", "partitions": 3},
     tags=["credly", "example", "warehouse", "backfill"],
 )

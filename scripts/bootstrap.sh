@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Creates the pinned environments (idempotent, fast when done). Usage: bootstrap.sh [newest|floor|all]
+#   all also installs Debian's chromium and chromium-driver where missing (the connection-form browser test;
+#   as root or with password-less sudo; otherwise it says what to install and that test skips, or fails
+#   under CI=true), in the background while the environments install.
 #   newest (default): .venv        Python 3.13, Airflow 3.3.2, constraints.txt        (demo, lint, types, tests)
 #   floor:            .venv-floor  Python 3.11, Airflow 3.3.0 and the oldest versions pyproject.toml allows,
 #                                  constraints-floor.txt                              (tests)
@@ -40,8 +43,38 @@ make_env() {
   fi
 }
 
+# ensure_browser: Debian's chromium + chromium-driver, unless both are on PATH already
+ensure_browser() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "bootstrap: chromium/chromedriver missing; install Debian's chromium and chromium-driver (needs root)" >&2
+      return 0
+    fi
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "bootstrap: chromium/chromedriver missing and no apt-get here; install Chromium and its driver" >&2
+    return 0
+  fi
+  echo "Installing Debian's chromium and chromium-driver (browser test of the connection forms) ..."
+  local log
+  log=$(mktemp)
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+      --no-install-recommends chromium chromium-driver; } >"$log" 2>&1; then
+    echo "bootstrap: installing chromium failed:" >&2
+    tail -20 "$log" >&2
+  fi
+  rm -f "$log"
+}
+
 which_envs="${1:-newest}"
 case "$which_envs" in newest | floor | all) ;; *) echo "usage: $0 [newest|floor|all]" >&2; exit 2 ;; esac
+browser_pid=""
+if [ "$which_envs" = all ]; then
+  ensure_browser &
+  browser_pid=$!
+fi
 if [ "$which_envs" != floor ]; then
   python=${PYTHON_NEWEST:-$(find_python 3.13)}
   make_env .venv "$python" constraints.txt
@@ -50,3 +83,4 @@ if [ "$which_envs" != newest ]; then
   python=${PYTHON_FLOOR:-$(find_python 3.11)}
   make_env .venv-floor "$python" constraints-floor.txt
 fi
+[ -z "$browser_pid" ] || wait "$browser_pid"

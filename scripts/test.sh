@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up both pinned environments, then runs lint and type checks once and pytest on each:
-#   newest (.venv: Python 3.13, Airflow 3.3.2): the whole suite, packaging and deployment tests included;
+#   newest (.venv: Python 3.13, Airflow 3.3.2): the whole suite, packaging and deployment tests included
+#   (the real deployments and the connection forms in headless Chromium, which bootstrap.sh installs);
 #   floor (.venv-floor: Python 3.11, Airflow 3.3.0, oldest allowed dependencies): a subset that keeps the
 #   whole run well under 15 minutes on 2 cores: tests/unit, every example DAG, the operator and sensor DAGs,
 #   the DuckDB, PostgreSQL and Canvas transfers (about 2 minutes; not the fault/SIGKILL matrices, the
@@ -16,7 +17,7 @@ echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest, newest: $(describe .venv)"
 newest_status=0
-.venv/bin/pytest "$@" || newest_status=$?  # the floor still runs: one report for both
+.venv/bin/pytest --durations=25 "$@" || newest_status=$?  # the floor still runs: one report for both
 echo "== pytest, floor: $(describe .venv-floor)"
 floor_tests=(
   tests/unit tests/integration/test_example_dags.py tests/integration/test_operators_dags.py

@@ -11,6 +11,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="credly-airflow-home-"))
@@ -55,17 +56,46 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: obje
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
 
 
+class CredlyEndpoint(Protocol):
+    """What a connection needs of an emulator, in-process or subprocess."""
+
+    base_url: str
+    org_id: str
+    token: str
+
+
+def connect_credly(
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: CredlyEndpoint,
+    conn_id: str = "credly_default",
+    *,
+    token: str | None = None,
+    **extra: object,
+) -> None:
+    """Define Credly connection ``conn_id`` pointing at ``emulator``, with fast retries.
+
+    :param monkeypatch: the test's ``monkeypatch``; the connection is gone after the test.
+    :param emulator: the emulator whose URL, token and organization id the connection uses.
+    :param conn_id: the Airflow connection id.
+    :param token: a token to send instead of the emulator's (a wrong one, for a 401).
+    :param extra: connection extras over the defaults (the emulator's ``organization_id``,
+        ``backoff_base=0.01``, ``backoff_max=0.2``); ``None`` leaves that key out of the connection.
+    """
+    fields = {"organization_id": emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.2, **extra}
+    set_connection(
+        monkeypatch,
+        conn_id,
+        conn_type="credly",
+        host=emulator.base_url,
+        password=emulator.token if token is None else token,
+        extra={key: value for key, value in fields.items() if value is not None},
+    )
+
+
 @pytest.fixture
 def credly_conn(credly_emulator, monkeypatch: pytest.MonkeyPatch):
     """Connection ``credly_default`` pointing at the function's emulator, with fast retries."""
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=credly_emulator.base_url,
-        password=credly_emulator.token,
-        extra={"organization_id": credly_emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.2},
-    )
+    connect_credly(monkeypatch, credly_emulator)
     return credly_emulator
 
 
@@ -91,13 +121,10 @@ def _postgres_reachable() -> str | None:
 @pytest.fixture(scope="session")
 def postgres_available() -> None:
     """Skip (outside CI) or fail (under ``CI=true``) when PostgreSQL at 127.0.0.1:5432 is not reachable."""
+    from tests.helpers import require
+
     problem = _postgres_reachable()
-    if problem is None:
-        return
-    message = f"PostgreSQL at {POSTGRES_DSN!r} is not reachable: {problem}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (CI=true: a missing server is a failure)", pytrace=False)
-    pytest.skip(message)
+    require(None if problem is None else f"PostgreSQL at {POSTGRES_DSN!r} is not reachable: {problem}")
 
 
 @pytest.fixture

@@ -34,3 +34,17 @@ def load_module(path: Any, name: str) -> Any:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def require(problem: str | None) -> None:
+    """Skip with ``problem`` (a missing service or tool), or fail under ``CI=true``: in CI nothing that is
+    missing may pass as a skip."""
+    import os
+
+    import pytest
+
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(problem + " (CI=true: a missing service is a failure)", pytrace=False)
+    pytest.skip(problem)

@@ -27,10 +27,10 @@ def _revoke_one(client: CanvasCredentialsClient, entity_id: str, reason: str | N
         if any(_ALREADY_REVOKED.search(m) for m in exc.messages):
             return ActionResult(entity_id, "already_revoked", entity_id)
         return ActionResult(
-            entity_id, "failed", None, None, f"rejected ({exc.status}): {'; '.join(exc.messages)}"
+            entity_id, "failed", None, None, f"rejected ({exc.status}): {'; '.join(exc.messages)}", exc
         )
     except ApiError as exc:
-        return ActionResult(entity_id, "failed", None, None, str(exc))
+        return ActionResult(entity_id, "failed", None, None, str(exc), exc)
 
 
 def revoke_assertions(

@@ -79,14 +79,14 @@ def revoke_badge(
                 continue
             if current:
                 return ActionResult(
-                    badge_id, "failed", None, current, _replaced_message("revoke", target, current)
+                    badge_id, "failed", None, current, _replaced_message("revoke", target, current), exc
                 )
             if any(_ALREADY_REVOKED.search(m) for m in exc.messages):
                 log.info("badge %s was already revoked", target)
                 return ActionResult(badge_id, "already_revoked", target)
-            return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}")
+            return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}", exc)
         except ApiError as exc:
-            return ActionResult(badge_id, "failed", None, None, str(exc))
+            return ActionResult(badge_id, "failed", None, None, str(exc), exc)
         note = None if str(badge.get("state", "revoked")) == "revoked" else f"state is {badge.get('state')}"
         return ActionResult(badge_id, "revoked", target, None, note)
     return ActionResult(badge_id, "failed", None, None, f"more than {MAX_HOPS} replacements followed")
@@ -106,17 +106,19 @@ def delete_badge(client: CredlyClient, badge_id: str, *, follow_replacement: boo
             return ActionResult(badge_id, "already_deleted", target)
         except ValidationError as exc:
             if not any(_DELETE_REPLACED.search(m) for m in exc.messages):
-                return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}")
+                return ActionResult(
+                    badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}", exc
+                )
             current = exc.current_badge_id or _safe_current(client, target)
             if current and follow_replacement and current != target:
                 log.info("badge %s has been replaced by %s: deleting that one", target, current)
                 target = current
                 continue
             return ActionResult(
-                badge_id, "failed", None, current, _replaced_message("delete", target, current)
+                badge_id, "failed", None, current, _replaced_message("delete", target, current), exc
             )
         except ApiError as exc:
-            return ActionResult(badge_id, "failed", None, None, str(exc))
+            return ActionResult(badge_id, "failed", None, None, str(exc), exc)
         return ActionResult(badge_id, "deleted", target)
     return ActionResult(badge_id, "failed", None, None, f"more than {MAX_HOPS} replacements followed")
 
@@ -153,7 +155,9 @@ def replace_badge(
         except ValidationError as exc:
             current = exc.current_badge_id
             if not current:
-                return ActionResult(badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}")
+                return ActionResult(
+                    badge_id, "failed", None, None, f"rejected: {'; '.join(exc.messages)}", exc
+                )
             if unknown or retried:
                 log.info("badge %s was already replaced by %s (earlier attempt)", target, current)
                 return ActionResult(badge_id, "already_replaced", target, current)
@@ -163,16 +167,16 @@ def replace_badge(
                 target = current
                 continue
             return ActionResult(
-                badge_id, "failed", None, current, _replaced_message("replace", target, current)
+                badge_id, "failed", None, current, _replaced_message("replace", target, current), exc
             )
         except UNKNOWN_OUTCOME_ERRORS as exc:
             unknown += 1
             if unknown >= max_attempts:
-                return ActionResult(badge_id, "failed", None, None, f"outcome unknown: {exc}")
+                return ActionResult(badge_id, "failed", None, None, f"outcome unknown: {exc}", exc)
             log.warning(
                 "replace of badge %s: outcome unknown (%s); checking by sending it again", target, exc
             )
             continue
         except ApiError as exc:
-            return ActionResult(badge_id, "failed", None, None, str(exc))
+            return ActionResult(badge_id, "failed", None, None, str(exc), exc)
         return ActionResult(badge_id, "replaced", target, str(new.get("id")) if new.get("id") else None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_credly.client.concurrency import run_pool
@@ -22,6 +22,8 @@ class ActionResult:
     :ivar acted_on: the badge actually acted on (the current version when a replacement was followed).
     :ivar new_badge_id: for replace, the new badge; for a replaced badge, its current version.
     :ivar detail: why it failed, or a note.
+    :ivar error: the API error behind a failure, when one (a retry cannot fix a 401 or a 422).
+    :ivar attempted: ``False`` for an id not attempted because the run stopped after too many failures.
     """
 
     badge_id: str
@@ -29,6 +31,8 @@ class ActionResult:
     acted_on: str | None = None
     new_badge_id: str | None = None
     detail: str | None = None
+    error: Exception | None = field(default=None, compare=False, repr=False)
+    attempted: bool = True
 
     @property
     def ok(self) -> bool:
@@ -73,9 +77,21 @@ def run_actions(
     run_pool(len(badge_ids), work, workers=workers, stop=stop)
     return [
         r
-        or ActionResult(badge_ids[i], "failed", None, None, "not attempted: stopped after too many failures")
+        or ActionResult(
+            badge_ids[i],
+            "failed",
+            None,
+            None,
+            "not attempted: stopped after too many failures",
+            attempted=False,
+        )
         for i, r in enumerate(results)
     ]
+
+
+def failure_errors(results: Sequence[ActionResult]) -> list[Exception | None]:
+    """The error behind every attempted failure (``None`` where its cause is unknown)."""
+    return [r.error for r in results if not r.ok and r.attempted]
 
 
 def actions_xcom(results: Sequence[ActionResult], max_rows: int = 1000) -> dict[str, Any]:

@@ -7,7 +7,7 @@ text. This package never hands such a value on: every record leaves the client w
 auth object (:meth:`BasicTokenAuth.matches`), never by returning it.
 
 Credly documents no expiry field: tokens live a fixed time after ``created_at`` (180 days today), so the
-lifetime is a setting (connection extra ``token_lifetime_days``).
+lifetime is a setting (connection extra ``lifetime_days``).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def token_status(
     :raises ValueError: a record without a readable ``created_at``, or a lifetime that is not positive.
     """
     if lifetime_days <= 0:
-        raise ValueError(f"token_lifetime_days must be positive, got {lifetime_days!r}")
+        raise ValueError(f"lifetime_days must be positive, got {lifetime_days!r}")
     try:
         created = parse_timestamp(record.get("created_at"))
     except ValueError:

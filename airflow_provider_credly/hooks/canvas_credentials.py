@@ -31,7 +31,7 @@ class CanvasCredentialsHook(BaseHook):
     * ``host``: the API base URL (e.g. ``https://api.eu.badgr.io``, or any self-hosted host); when empty,
       extra ``region`` picks ``us`` (default, ``https://api.badgr.io``), ``eu``, ``au``, ``ca`` or ``sg``;
     * ``extra``: ``region``, ``client_id`` (default ``public``), ``scope`` (e.g. ``rw:issuer rw:backpack``),
-      ``token_refresh_margin`` (seconds, default 60) and the HTTP settings of the Credly hook
+      ``refresh_margin`` (seconds, default 60) and the HTTP settings of the Credly hook
       (``timeout``, ``connect_timeout``, ``max_retries``, ``backoff_base``, ``backoff_max``,
       ``retry_total_timeout``, ``verify``).
 
@@ -72,7 +72,7 @@ class CanvasCredentialsHook(BaseHook):
             validation_statuses=frozenset({400}),
             **client_settings_from_extra(extra),
         )
-        margin = extra.get("token_refresh_margin")
+        margin = extra.get("refresh_margin")
         http.auth = CanvasTokenAuth(
             http,
             username,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -30,6 +32,24 @@ from airflow_provider_credly.hooks.connection import (
 __all__ = ["CredlyHook"]
 
 
+class _FirstRequestHttpClient(HttpClient):
+    """An :class:`HttpClient` that calls ``on_first_request()`` once, just before the first request it
+    sends (on the thread that sends it; requests of other threads do not wait for it)."""
+
+    def __init__(self, base_url: str, *, on_first_request: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self._on_first_request: Callable[[], None] | None = on_first_request
+        self._first_request_lock = threading.Lock()
+
+    def request(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        if self._on_first_request is not None:
+            with self._first_request_lock:
+                callback, self._on_first_request = self._on_first_request, None
+            if callback is not None:  # its own requests find it unset: no recursion
+                callback()
+        return super().request(method, path_or_url, **kwargs)
+
+
 class CredlyHook(BaseHook):
     """Interact with the Credly API v1.
 
@@ -39,13 +59,20 @@ class CredlyHook(BaseHook):
     * ``host``: the API base URL, default ``https://api.credly.com/v1`` (sandbox:
       ``https://sandbox-api.credly.com/v1``);
     * ``extra``: ``organization_id`` and optional ``timeout``, ``connect_timeout``, ``max_retries``,
-      ``backoff_base``, ``backoff_max``, ``retry_total_timeout``, ``verify``; ``token_lifetime_days``
-      (default 180: Credly tokens expire that long after creation) and ``token_warn_days`` (default 30:
+      ``backoff_base``, ``backoff_max``, ``retry_total_timeout``, ``verify``; ``lifetime_days``
+      (default 180: Credly tokens expire that long after creation) and ``expiry_warn_days`` (default 30:
       a task checking its token logs one warning when fewer days remain; 0 turns the warning off).
+      (No ``token`` in these names: Airflow masks extras whose names contain it. ``token_lifetime_days`` and
+      ``token_warn_days`` are read too, where the new names are absent.)
 
     :param credly_conn_id: the Airflow connection id.
     :param organization_id: act on this organization instead of the connection's ``organization_id``.
     :param pool_size: HTTP connections kept open (raise it for concurrent bulk work).
+    :param warn_token_expiry: before the hook's first request, look the token up once
+        (:meth:`check_token`) and log one warning when it has fewer than the warning days left, so a
+        TaskFlow task using the hook directly is warned as the operators' tasks are. No request is added
+        when the token was checked already (an issuing operator checks before its first POST); a failed
+        look-up is logged and ignored, never failing the task. ``False`` for hooks made per poll (triggers).
     """
 
     conn_name_attr = "credly_conn_id"
@@ -59,12 +86,15 @@ class CredlyHook(BaseHook):
         *,
         organization_id: str | None = None,
         pool_size: int = 16,
+        warn_token_expiry: bool = True,
     ) -> None:
         super().__init__()
         self.credly_conn_id = credly_conn_id
         self._organization_id = organization_id
         self.pool_size = pool_size
+        self.warn_token_expiry = warn_token_expiry
         self._token_checked = False
+        self._token_lookup_started = False
         self._token_status: TokenStatus | None = None
 
     def __repr__(self) -> str:
@@ -82,8 +112,9 @@ class CredlyHook(BaseHook):
         mask_secret(token)
         extra = conn.extra_dejson or {}
         organization_id = self._organization_id or extra.get("organization_id") or None
-        http = HttpClient(
+        http = _FirstRequestHttpClient(
             base_url_from_connection(conn.host, conn.port, DEFAULT_BASE_URL),
+            on_first_request=self._check_token_before_first_request,
             auth=BasicTokenAuth(token),
             pool_size=self.pool_size,
             **client_settings_from_extra(extra),
@@ -91,8 +122,19 @@ class CredlyHook(BaseHook):
         return CredlyClient(http, str(organization_id) if organization_id else None)
 
     def get_conn(self) -> CredlyClient:
-        """The :class:`CredlyClient` for this connection."""
+        """The :class:`CredlyClient` for this connection (its first request first checks the token's
+        expiry once, see ``warn_token_expiry``)."""
         return self.client
+
+    def _check_token_before_first_request(self) -> None:
+        """The first-use token check (see ``warn_token_expiry``): nothing when turned off or when the token
+        is being or was looked up already; never raises."""
+        if not self.warn_token_expiry or self._token_checked or self._token_lookup_started:
+            return
+        try:
+            self.check_token()
+        except Exception as exc:  # a warning about the token must never fail the task's own request
+            self.log.warning("Could not check the Credly token of %r: %s", self.credly_conn_id, exc)
 
     @property
     def organization_id(self) -> str:
@@ -106,12 +148,19 @@ class CredlyHook(BaseHook):
 
     @cached_property
     def token_settings(self) -> tuple[float, float]:
-        """``(token_lifetime_days, token_warn_days)`` from the connection extra (defaults 180 and 30)."""
+        """``(lifetime_days, expiry_warn_days)`` from the connection extra (defaults 180 and 30)."""
         extra = self.get_connection(self.credly_conn_id).extra_dejson or {}
-        lifetime = number_from_extra(extra, "token_lifetime_days", DEFAULT_TOKEN_LIFETIME_DAYS)
-        warn = number_from_extra(extra, "token_warn_days", DEFAULT_TOKEN_WARN_DAYS)
+        # the names the first drafts used are still read; Airflow shows their values as "***"
+        lifetime = number_from_extra(
+            extra,
+            "lifetime_days",
+            number_from_extra(extra, "token_lifetime_days", DEFAULT_TOKEN_LIFETIME_DAYS),
+        )
+        warn = number_from_extra(
+            extra, "expiry_warn_days", number_from_extra(extra, "token_warn_days", DEFAULT_TOKEN_WARN_DAYS)
+        )
         if lifetime <= 0:
-            raise ValueError(f"connection extra 'token_lifetime_days' must be positive, got {lifetime}")
+            raise ValueError(f"connection extra 'lifetime_days' must be positive, got {lifetime}")
         return lifetime, warn
 
     def get_token_status(self) -> TokenStatus | None:
@@ -121,13 +170,14 @@ class CredlyHook(BaseHook):
         :raises ApiError: the authorization tokens could not be read.
         """
         if not self._token_checked:
+            self._token_lookup_started = True  # the look-up's own request starts no first-use check
             lifetime, _ = self.token_settings
             self._token_status = self.client.get_token_status(lifetime_days=lifetime)
             self._token_checked = True
         return self._token_status
 
     def check_token(self, *, require: str | None = None) -> TokenStatus | None:
-        """Look the token up (once per hook), log one warning when fewer than ``token_warn_days`` remain,
+        """Look the token up (once per hook), log one warning when fewer than ``expiry_warn_days`` remain,
         and with ``require`` fail when the token lacks that permission.
 
         Best effort otherwise: when the tokens cannot be read (or the token is not listed) a warning is
@@ -157,7 +207,7 @@ class CredlyHook(BaseHook):
         _, warn_days = self.token_settings
         if first and warn_days > 0 and status.days_left < warn_days:
             self.log.warning(
-                "The Credly token of connection %r %s: fewer than %g days left (token_warn_days); create "
+                "The Credly token of connection %r %s: fewer than %g days left (expiry_warn_days); create "
                 "a new token and update the connection",
                 self.credly_conn_id,
                 status.describe(),

@@ -178,18 +178,28 @@ class BulkIssueReport:
     reasons: list[str | None] = field(default_factory=list)
     throttled: int = 0
     recovered: int = 0
+    #: the API error behind each row's failure (``None``: no failure, or one of unknown cause)
+    errors: list[Exception | None] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if not self.outcomes:
             self.outcomes = ["skipped"] * self.total
             self.badge_ids = [None] * self.total
             self.reasons = ["not attempted: the job stopped before this row"] * self.total
+        if len(self.errors) != self.total:
+            self.errors = [None] * self.total
 
     def set(self, index: int, result: IssueResult) -> None:
         """Record the result of row ``index``."""
         self.outcomes[index] = result.outcome
         self.badge_ids[index] = result.badge_id
         self.reasons[index] = result.reason
+        self.errors[index] = result.error if result.outcome == "failed" else None
+
+    def failure_errors(self) -> list[Exception | None]:
+        """The error behind every failed row (``None`` where its cause is unknown); rows not attempted
+        are not failures."""
+        return [e for o, e in zip(self.outcomes, self.errors, strict=True) if o == "failed"]
 
     def counts(self) -> dict[str, int]:
         """``{outcome: rows}`` for every outcome."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_credly.actions.credly import delete_badge, replace_badge, revoke_badge
-from airflow_provider_credly.actions.results import ActionResult, actions_xcom, run_actions
+from airflow_provider_credly.actions.results import ActionResult, actions_xcom, failure_errors, run_actions
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.client.payloads import PayloadError, build_replace_payload
 from airflow_provider_credly.links.credly import CredlyBadgeLink, CredlyOrganizationLink
@@ -24,6 +24,7 @@ from airflow_provider_credly.operators.base import (
     run_date,
     try_number,
 )
+from airflow_provider_credly.operators.failures import all_permanent, is_permanent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -124,6 +125,7 @@ class _BadgeActionOperator(CredlyBaseOperator):
             xcom,
             failed=xcom["failed"],
             max_failures=self.max_failures,
+            permanent=all_permanent(failure_errors(results)),
             message=f"{xcom['failed']} of {len(results)} badge(s) failed: see the log",
         )
 
@@ -274,6 +276,9 @@ class CredlyReplaceBadgeOperator(CredlyBaseOperator):
             retried=try_number(context) > 1,
         )
         if not result.ok:
-            raise AirflowException(f"badge {self.badge_id} not replaced: {result.detail}")
+            message = f"badge {self.badge_id} not replaced: {result.detail}"
+            if result.error is not None and is_permanent(result.error):  # a 401, a replaced badge: final
+                raise AirflowFailException(message) from result.error
+            raise AirflowException(message)
         self.log.info("Badge %s: %s -> %s", result.badge_id, result.outcome, result.new_badge_id)
         return result.as_dict()

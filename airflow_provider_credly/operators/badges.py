@@ -73,7 +73,7 @@ class CredlyIssueBadgeOperator(CredlyBaseOperator):
     :param credly_conn_id: the Credly connection.
 
     Before the first ``POST`` the connection's token is looked up: a token without ``write_enabled``
-    fails the task with that reason, and one with fewer than ``token_warn_days`` left logs a warning.
+    fails the task with that reason, and one with fewer than ``expiry_warn_days`` left logs a warning.
 
     XCom: ``{"outcome": "issued"|"already_existed", "id", "state", "url", "badge_template_id",
     "recipient_email", "issuer_earner_id", "location"}`` (``location``: the issue response's ``Location``

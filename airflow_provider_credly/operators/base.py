@@ -22,7 +22,12 @@ from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.issuing.bulk import BulkIssueReport, IfExists, IssueResult
 from airflow_provider_credly.lineage import DatasetRef, canvas_collection, credly_collection, operator_lineage
 from airflow_provider_credly.links.credly import CredlyOrganizationLink
-from airflow_provider_credly.operators.failures import FailFastMixin, as_permanent, is_permanent
+from airflow_provider_credly.operators.failures import (
+    FailFastMixin,
+    all_permanent,
+    as_permanent,
+    is_permanent,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -142,15 +147,22 @@ def report_or_raise(
     max_failures: int,
     message: str,
     incomplete: bool = False,
+    permanent: bool = False,
 ) -> dict[str, Any]:
     """The threshold step of every many-item operator: return ``xcom``; but when more than ``max_failures``
     items failed or the work is ``incomplete`` (items not attempted), push ``xcom`` under the XCom key
     ``report`` (a failed task returns nothing) and fail the task with ``message``.
 
     :param failed: how many items failed.
+    :param permanent: a retry cannot fix any of the failures (see
+        :func:`~airflow_provider_credly.operators.failures.all_permanent`): over the threshold the task fails
+        with an :class:`AirflowFailException`, so Airflow spends no retry on rows that would fail again.
+        Otherwise (and when the work is only incomplete) it stays retryable.
     """
     if failed > max_failures or incomplete:
         context["ti"].xcom_push(key="report", value=xcom)
+        if permanent and failed > max_failures:
+            raise AirflowFailException(f"{message}; a retry cannot fix these failures (e.g. a 401, a 422)")
         raise AirflowException(message)
     return xcom
 
@@ -258,7 +270,7 @@ class CredlyBaseOperator(ApiOperator[CredlyHook]):
 
     def check_token(self, require: str | None = None) -> None:
         """Check the connection's token once (see :meth:`CredlyHook.check_token`): one warning when it has
-        fewer than ``token_warn_days`` left, and with ``require`` (``"write"`` before issuing) the task
+        fewer than ``expiry_warn_days`` left, and with ``require`` (``"write"`` before issuing) the task
         fails with the reason before anything is sent when the token lacks that permission."""
         try:
             self.hook.check_token(require=require)
@@ -415,7 +427,8 @@ class BulkIssueMixin(ApiOperator[HookT]):
         """Run ``runner`` (``run_bulk_issue``, ``run_bulk_award``) over validated ``rows`` with the hook's
         client and the operator's workers, threshold and pacing plus ``options``; log the counts and failed
         rows, call ``write_report`` (e.g. to write the report table), and return the XCom through
-        :func:`report_or_raise` (any row not attempted fails the task too).
+        :func:`report_or_raise` (any row not attempted fails the task too; when every failed row met an
+        error a retry cannot fix, such as a 401 for each row, the task fails without retries).
 
         :param noun: what was issued, for the failure message (``badge``, ``assertion``).
         """
@@ -449,6 +462,7 @@ class BulkIssueMixin(ApiOperator[HookT]):
             failed=counts["failed"],
             max_failures=self.max_failures,
             incomplete=counts["skipped"] > 0,
+            permanent=all_permanent(report.failure_errors()),
             message=f"{counts['failed'] + counts['skipped']} of {report.total} {noun}(s) not issued "
             f"({counts['failed']} failed, {counts['skipped']} not attempted; max_failures={self.max_failures})",
         )

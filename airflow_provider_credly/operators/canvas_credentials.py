@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_credly.actions.canvas import revoke_assertions
-from airflow_provider_credly.actions.results import actions_xcom
+from airflow_provider_credly.actions.results import actions_xcom, failure_errors
 from airflow_provider_credly.hooks.canvas_credentials import CanvasCredentialsHook
 from airflow_provider_credly.issuing.bulk import IfExists
 from airflow_provider_credly.issuing.canvas import (
@@ -29,6 +29,7 @@ from airflow_provider_credly.operators.base import (
     run_date,
     try_number,
 )
+from airflow_provider_credly.operators.failures import all_permanent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -284,5 +285,6 @@ class CanvasCredentialsRevokeAssertionsOperator(CanvasCredentialsBaseOperator):
             xcom,
             failed=xcom["failed"],
             max_failures=self.max_failures,
+            permanent=all_permanent(failure_errors(results)),
             message=f"{xcom['failed']} of {len(ids)} assertion(s) not revoked: {xcom['results']}",
         )

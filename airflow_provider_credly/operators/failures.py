@@ -7,13 +7,16 @@ Permanent: 401/403 (:class:`AuthenticationError`), 404 (:class:`NotFoundError`: 
 Canvas Credentials a missing permission), other 4xx such as Credly's 422 or Canvas's 400 for invalid input
 (:class:`BadRequestError`, :class:`ValidationError`), and ``ValueError`` raised while checking the arguments
 before any request (invalid rows, filters, table names, a missing organization id...).
+
+Many-item operators (bulk issue, revoke, delete) fail at once too when every item that failed met such an
+error (:func:`all_permanent`): the same rows would fail again on a retry.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -24,7 +27,14 @@ from airflow_provider_credly.client.errors import (
     NotFoundError,
 )
 
-__all__ = ["PERMANENT_ERRORS", "FailFastMixin", "as_permanent", "fail_fast", "is_permanent"]
+__all__ = [
+    "PERMANENT_ERRORS",
+    "FailFastMixin",
+    "all_permanent",
+    "as_permanent",
+    "fail_fast",
+    "is_permanent",
+]
 
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     AuthenticationError,
@@ -38,8 +48,9 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: the methods of a task that Airflow runs (``execute_complete`` after a deferral)
-_TASK_METHODS = ("execute", "execute_complete")
+#: the methods of a task that Airflow runs (``execute_complete`` after a deferral; a sensor's ``poke``, so
+#: that ``silent_fail`` does not take a 401 for "not yet")
+_TASK_METHODS = ("execute", "execute_complete", "poke")
 
 #: original error type -> its "permanent" twin (a subclass of it and of ``AirflowFailException``)
 _PERMANENT_TYPES: dict[type[BaseException], type[BaseException]] = {}
@@ -48,6 +59,18 @@ _PERMANENT_TYPES: dict[type[BaseException], type[BaseException]] = {}
 def is_permanent(exc: BaseException) -> bool:
     """Whether retrying cannot fix ``exc`` (see the module's description)."""
     return isinstance(exc, PERMANENT_ERRORS) and not isinstance(exc, AirflowFailException)
+
+
+def all_permanent(errors: Iterable[BaseException | None]) -> bool:
+    """Whether ``errors`` (the errors behind the failed items of a many-item task, ``None`` for a failure
+    of unknown cause) hold at least one error and only errors a retry cannot fix; a single unknown or
+    transient one (a 5xx, a timeout) keeps the task retryable."""
+    seen = False
+    for exc in errors:
+        if exc is None or not is_permanent(exc):
+            return False
+        seen = True
+    return seen
 
 
 def as_permanent(exc: BaseException) -> AirflowFailException:
@@ -112,8 +135,8 @@ def _after_error(task: Any) -> None:
 
 
 class FailFastMixin:
-    """Applies :func:`fail_fast` to ``execute`` and ``execute_complete`` of every subclass that defines
-    them, so no operator of the package can forget it."""
+    """Applies :func:`fail_fast` to ``execute``, ``execute_complete`` and ``poke`` of every subclass that
+    defines them, so no operator or sensor of the package can forget it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

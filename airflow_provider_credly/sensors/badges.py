@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from airflow_provider_credly.client.times import parse_timestamp
 from airflow_provider_credly.hooks.credly import CredlyHook
+from airflow_provider_credly.operators.failures import FailFastMixin
 from airflow_provider_credly.triggers.badges import CredlyBadgeTrigger, badge_filter, match_badges
 
 if TYPE_CHECKING:
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CredlyBadgeSensor"]
 
+T = TypeVar("T")
 
-class CredlyBadgeSensor(BaseSensorOperator):
+
+class CredlyBadgeSensor(FailFastMixin, BaseSensorOperator):
     """Wait until at least ``min_count`` badges match ``filters`` (optionally: changed since a time).
 
     Works in ``poke``/``reschedule`` mode and with ``deferrable=True``, where
@@ -28,9 +31,17 @@ class CredlyBadgeSensor(BaseSensorOperator):
     validated before any wait. The XCom value is ``{"count": n, "ids": [...]}`` (plus ``"badges"`` with
     ``include_badges=True``).
 
+    Failures follow :mod:`~airflow_provider_credly.operators.failures`: an error a retry cannot fix (a
+    401/403, an invalid filter, a 404) fails the task at once as an ``AirflowFailException``, in ``poke``
+    (``silent_fail`` does not take it for "not yet"), in ``execute`` and after a deferral, and also with
+    ``soft_fail=True``: ``soft_fail`` skips a wait that ran out, not a broken connection or filter (only
+    ``never_fail`` skips those). Transient errors (429, 5xx, dropped connections) behave as for any
+    sensor: ``silent_fail`` pokes again, otherwise the task fails and is retried.
+
     :param filters: documented badge filters, e.g. ``{"state": "accepted", "badge_template_id": "..."}``.
     :param changed_since: only badges updated at or after this time count (datetime or ISO text, templated,
-        e.g. ``"{{ data_interval_start }}"``). Each check then reads every badge of the filter changed since
+        e.g. ``"{{ dag_run.run_after - macros.timedelta(hours=24) }}"``, which every run has; manual runs
+        have no ``data_interval_start``). Each check then reads every badge of the filter changed since
         the day before, through the high-volume cursor, however busy the day (see
         :func:`~airflow_provider_credly.triggers.badges.match_badges`).
     :param min_count: how many matching badges end the wait.
@@ -67,7 +78,20 @@ class CredlyBadgeSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> CredlyHook:
         """The Credly hook (built on first use)."""
-        return CredlyHook(credly_conn_id=self.credly_conn_id)
+        # the sensor warns of a token close to expiry itself, once it is done (post_execute) or failed
+        # (after_error): not at the first request of every poke in reschedule mode
+        return CredlyHook(credly_conn_id=self.credly_conn_id, warn_token_expiry=False)
+
+    def _not_skipped_when_permanent(self, run: Callable[[], T]) -> T:
+        """``run()``, except that an ``AirflowFailException`` of this sensor (a 401, an invalid filter) that
+        ``soft_fail`` turned into a skip fails the task instead (``never_fail`` still skips it)."""
+        try:
+            return run()
+        except AirflowSkipException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, AirflowFailException) and not self.never_fail:
+                raise cause from cause.__cause__
+            raise
 
     def _since(self) -> datetime | None:
         value = self.changed_since
@@ -111,7 +135,7 @@ class CredlyBadgeSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            return self._not_skipped_when_permanent(lambda: super(CredlyBadgeSensor, self).execute(context))
         filter_text, since = self._request()
         result = self._check(filter_text, since)  # done already: no deferral
         if result["done"]:
@@ -138,6 +162,16 @@ class CredlyBadgeSensor(BaseSensorOperator):
         super().post_execute(context, result)
         self.hook.check_token()
 
+    def after_error(self) -> None:
+        """After a failed try too: one warning when the token is about to expire (never raises)."""
+        self.hook.check_token()
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the deferral; a permanent error event fails the task even with ``soft_fail``."""
+        return self._not_skipped_when_permanent(
+            lambda: super(CredlyBadgeSensor, self).resume_execution(next_method, next_kwargs, context)
+        )
+
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the match, or fail (or skip with ``soft_fail``)."""
         if not isinstance(event, Mapping) or "status" not in event:
@@ -152,4 +186,6 @@ class CredlyBadgeSensor(BaseSensorOperator):
             from airflow.sdk.exceptions import AirflowSensorTimeout
 
             raise AirflowSensorTimeout(f"Credly badge sensor timed out: {message}")
+        if event.get("permanent"):  # a 401, a bad filter: a retry meets it again
+            raise AirflowFailException(f"Credly badge sensor failed: {message}")
         raise AirflowException(f"Credly badge sensor failed: {message}")

@@ -28,11 +28,11 @@ class CredlyTokenExpirySensor(BaseSensorOperator):
 
     The token is found among ``GET /organizations/<org>/authorization_tokens`` by a constant-time
     comparison; its value is never logged, returned or pushed. Days are counted from its ``created_at``
-    over the connection extra ``token_lifetime_days`` (default 180). A look-up that fails on a connection
+    over the connection extra ``lifetime_days`` (default 180). A look-up that fails on a connection
     error, 429 or 5xx is tried again at the next poke; a token the organization does not list fails.
 
     :param min_days_left: fewer days left than this fails the task (templated; default: the connection
-        extra ``token_warn_days``, 30 unless set).
+        extra ``expiry_warn_days``, 30 unless set).
     :param require: permissions the token must have: any of ``read``, ``write``, ``delete``.
     :param credly_conn_id: the Credly connection.
 

@@ -320,11 +320,17 @@ class AirflowDeployment:
         )
         self.components.append(_Component(name, process, log_path, log_file))
 
-    def start_core(self, executor: str = "LocalExecutor") -> None:
-        """api-server, scheduler, dag-processor and triggerer; returns when the API answers."""
+    def start_api_server(self, executor: str = "LocalExecutor", wait: bool = True) -> None:
+        """The api-server (UI and REST API) alone; with ``wait``, returns when the API answers."""
         self.start(
             "api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), executor=executor
         )
+        if wait:
+            self.wait_healthy()
+
+    def start_core(self, executor: str = "LocalExecutor") -> None:
+        """api-server, scheduler, dag-processor and triggerer; returns when the API answers."""
+        self.start_api_server(executor, wait=False)
         self.start("scheduler", "scheduler", executor=executor)
         self.start("dag-processor", "dag-processor", executor=executor)
         self.start("triggerer", "triggerer", executor=executor)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.sdk import Asset, AssetAlias, BaseHook, BaseOperator
 
-from airflow_provider_credly.client.times import format_date
+from airflow_provider_credly.client.times import format_date, parse_timestamp
 from airflow_provider_credly.hooks.sql import get_db_hook
 from airflow_provider_credly.lineage import DatasetRef, TableLocation, operator_lineage, table_location
 from airflow_provider_credly.operators.failures import FailFastMixin
-from airflow_provider_credly.warehouse.checkpoint import Checkpoint
+from airflow_provider_credly.warehouse.checkpoint import DONE, Checkpoint
 from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
 from airflow_provider_credly.warehouse.transfer import PageOpener, TransferResult, TransferRun
 from airflow_provider_credly.warehouse.writers import writer_for
@@ -33,7 +33,9 @@ __all__ = [
     "DEFAULT_DESTINATION",
     "PageOpener",
     "SqlTransferOperator",
+    "incremental_bound",
     "incremental_since",
+    "saved_request",
     "table_counts",
     "warehouse_alias",
     "warehouse_asset",
@@ -71,19 +73,66 @@ def warehouse_asset(destination_conn_id: str, table: str) -> Asset:
     return warehouse_location(destination_conn_id, table).asset()
 
 
-def incremental_since(
-    data_interval_start: datetime | None, overlap: timedelta, watermark: Any = None
-) -> str | None:
-    """The ``YYYY-MM-DD`` lower bound of an incremental load.
+def saved_request(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    """The request (with its ``table``) that the load of ``checkpoint`` was made with, read back from its
+    fingerprint (a sliced load's plan after it is ignored); ``None`` when it cannot be read."""
+    try:
+        request, _ = json.JSONDecoder().raw_decode(checkpoint.fingerprint)
+    except ValueError:
+        return None
+    return request if isinstance(request, dict) else None
 
-    Credly's date filters have day granularity, so the bound is the UTC date of
-    ``data_interval_start - overlap`` (an explicit ``watermark`` wins). ``None`` when there is no interval.
+
+def incremental_bound(
+    data_interval_start: datetime | None,
+    overlap: timedelta,
+    watermark: Any = None,
+    previous: Checkpoint | None = None,
+) -> tuple[str | None, str]:
+    """The ``YYYY-MM-DD`` lower bound of an incremental load and where it came from (for the log).
+
+    Credly's date filters have day granularity. In order: an explicit ``watermark``; the UTC date of
+    ``data_interval_start - overlap``; on a run without a data interval (a manual run in Airflow 3), the
+    checkpoint ``previous`` of the same load in the destination: after a completed load the date of its
+    newest ``updated_at`` minus ``overlap`` (the same safety margin), after one that wrote nothing or did
+    not finish the bound that load used (so an unfinished load is continued, not started over). ``None``
+    (every record) when none of them exists.
+
+    :param previous: the checkpoint saved for this task and table when it is one of the same request
+        (filters, format; the bound aside), else ``None``.
     """
     if watermark not in (None, ""):
-        return format_date(watermark, key="watermark")
-    if data_interval_start is None:
-        return None
-    return format_date(data_interval_start - overlap, key="data_interval_start")
+        return format_date(watermark, key="watermark"), "the watermark argument"
+    if data_interval_start is not None:
+        return format_date(data_interval_start - overlap, key="data_interval_start"), (
+            f"data_interval_start {data_interval_start.isoformat()} - overlap {overlap}"
+        )
+    if previous is None:
+        return None, "no data interval, no watermark and no checkpoint of the same load"
+    try:
+        newest = parse_timestamp(previous.max_updated_at) if previous.status == DONE else None
+    except ValueError:  # an unreadable value (written by hand?): fall back to the load's own bound
+        newest = None
+    if newest is not None:
+        return format_date(newest - overlap, key="max_updated_at"), (
+            f"no data interval: newest updated_at {previous.max_updated_at} of the last completed load "
+            f"{previous.load_id} - overlap {overlap}"
+        )
+    earlier = (saved_request(previous) or {}).get("watermark")
+    state = "completed load, which wrote nothing" if previous.status == DONE else "unfinished load"
+    if earlier:
+        return format_date(earlier, key="watermark"), f"no data interval: the bound of the last {state}"
+    return None, f"no data interval, and the last {state} read every record"
+
+
+def incremental_since(
+    data_interval_start: datetime | None,
+    overlap: timedelta,
+    watermark: Any = None,
+    previous: Checkpoint | None = None,
+) -> str | None:
+    """The ``YYYY-MM-DD`` lower bound of an incremental load (see :func:`incremental_bound`)."""
+    return incremental_bound(data_interval_start, overlap, watermark, previous)[0]
 
 
 def table_counts(destination_conn_id: str, table: str, group_by: str | None = "state") -> dict[str, Any]:
@@ -128,6 +177,11 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
     template_fields_renderers = {"filters": "json"}
     #: the source cursor yields each key at most once (see ``run_transfer(unique_keys=...)``)
     unique_keys: bool = False
+    #: the checkpoint saved under this task's key, read by :meth:`execute` before it builds the request it
+    #: runs (``None``: none is saved, or it is not read yet, see :attr:`checkpoint_read`)
+    saved_checkpoint: Checkpoint | None = None
+    #: whether :attr:`saved_checkpoint` is read (``False`` while :meth:`execute` validates the settings)
+    checkpoint_read: bool = False
 
     def __init__(
         self,
@@ -224,6 +278,7 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
         return run.run(open_pages, fingerprint)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.saved_checkpoint, self.checkpoint_read = None, False  # the operator may run again (retries)
         table = self.validate()
         # every setting is validated before any I/O: a load that cannot run creates no table
         self.check_request(self.build_request(context)[1])
@@ -244,7 +299,9 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
                 unique_keys=self.unique_keys,
             )
             # the saved checkpoint decides the request: run.saved() creates the tables (once) and reads it
-            open_pages, request = self.build_request(context, bootstrap=self.wants_bootstrap(run.saved()))
+            self.saved_checkpoint, self.checkpoint_read = run.saved(), True
+            bootstrap = self.wants_bootstrap(self.saved_checkpoint)
+            open_pages, request = self.build_request(context, bootstrap=bootstrap)
             self.check_request(request)  # the bootstrap request too
             fingerprint = json.dumps({**request, "table": str(table)}, sort_keys=True, default=str)
             self.log.info(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
-from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate, observe_throttling, paced
+from airflow_provider_credly.client.concurrency import AdaptiveLimiter, RequestRate, observe_throttling
 from airflow_provider_credly.client.credly import BadgeFormat, CredlyClient
 from airflow_provider_credly.client.filters import (
     BADGE_FILTERS,
@@ -33,15 +33,17 @@ from airflow_provider_credly.transfers.base import (
     DEFAULT_DESTINATION,
     PageOpener,
     SqlTransferOperator,
+    incremental_bound,
     incremental_since,
+    saved_request,
     table_counts,
     warehouse_alias,
     warehouse_asset,
 )
 from airflow_provider_credly.warehouse.checkpoint import Checkpoint
-from airflow_provider_credly.warehouse.schema import BADGE_TEMPLATES, BADGES, EMPLOYEES, EVENTS
-from airflow_provider_credly.warehouse.slices import Slice, plan_badge_slices
-from airflow_provider_credly.warehouse.transfer import SlicedPages, TransferResult, TransferRun
+from airflow_provider_credly.warehouse.schema import BADGE_TEMPLATES, BADGES, EMPLOYEES, EVENTS, TableName
+from airflow_provider_credly.warehouse.slices import SlicePlan, badge_slice_source
+from airflow_provider_credly.warehouse.transfer import TransferResult, TransferRun
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,8 +66,6 @@ MODES = ("full", "incremental")
 #: cursors of a badges load unless ``parallel_cursors`` says otherwise: conservative for a shared API
 DEFAULT_PARALLEL_CURSORS = 4
 MAX_PARALLEL_CURSORS = 64
-#: slices planned per cursor: cursors that finish early take the next slice, so the tail stays short
-SLICES_PER_CURSOR = 4
 WATERMARK_FILTERS = ("updated_at_min", "state_updated_at_min", "created_at_min", "issued_at_min")
 
 
@@ -104,7 +104,7 @@ class _CredlyToSqlOperator(SqlTransferOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         result = super().execute(context)
         # after the load (nothing is sent before every setting is validated): one warning when the token
-        # has fewer than token_warn_days left; never fails the load
+        # has fewer than expiry_warn_days left; never fails the load
         self.credly_hook.check_token()
         return result
 
@@ -127,9 +127,12 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
     :param destination_conn_id: any common.sql connection (default ``duckdb_default``: in-memory DuckDB
         unless that connection is defined, so set it to a file-backed DuckDB or a warehouse connection).
     :param mode: ``full`` (every badge matching ``filters``) or ``incremental`` (badges changed since the
-        watermark: the run's ``data_interval_start`` minus ``overlap``, sent as ``updated_at_min``).
-    :param overlap: how far before the interval start an incremental load starts (default 1 day: the
-        filter has day granularity).
+        watermark: the run's ``data_interval_start`` minus ``overlap``, sent as ``updated_at_min``; on a
+        run without a data interval, such as a manual run, the newest ``updated_at`` of the last completed
+        load of this task into this table with the same filters minus ``overlap``, see
+        :func:`~airflow_provider_credly.transfers.base.incremental_bound`).
+    :param overlap: how far before the interval start (or the last load's newest change) an incremental
+        load starts (default 1 day: the filter has day granularity).
     :param watermark: explicit incremental lower bound (date, datetime or ``YYYY-MM-DD``; templated).
     :param watermark_filter: the date filter used for incremental loads (default ``updated_at_min``).
     :param since: ``created_at_min`` (templated; partitioned backfills).
@@ -149,12 +152,13 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         ``NULL`` and makes DuckDB and PostgreSQL loads cheaper (docs/transfers.md).
     :param parallel_cursors: high-volume cursors read at once (default 4; templated). Above 1 the request
         is split into created_at slices of about equal badge counts (``metadata.total_count`` probes of the
-        regular search, see :func:`~airflow_provider_credly.warehouse.slices.plan_badge_slices`), about 4
-        slices per cursor, fetched concurrently and written by the one writer; each slice has its own
-        checkpoint, so a retry resumes every slice and never fetches a finished one again. 429s from any
-        cursor lower the requests in flight for all of them. ``1`` is the single cursor of earlier
-        versions. A badge created during the load lands in the last slice if its cursor has not ended yet,
-        otherwise in the next incremental run (as with one cursor).
+        regular search, see :func:`~airflow_provider_credly.warehouse.slices.plan_badge_slices`), up to 2
+        slices per cursor of at least 4 cursor pages, fetched concurrently (each as soon as the planner has
+        made it final) and written by the one writer; each slice has its own checkpoint, so a retry resumes
+        every slice and never fetches a finished one again. 429s from any cursor or probe lower the requests
+        in flight for all of them. ``1`` is the single cursor of earlier versions. A badge created during
+        the load lands in the last slice if its cursor has not ended yet, otherwise in the next incremental
+        run (as with one cursor).
     :param max_requests_per_second: optional cap on the cursors' requests per second, in total.
     :param min_slice_badges: no slice is planned smaller than this (default 1,000).
     """
@@ -235,13 +239,39 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         elif self.mode == "incremental":
             if self.watermark_filter in merged:
                 raise ValueError(f"incremental mode sets {self.watermark_filter!r}: remove it from filters")
-            since = incremental_since(context.get("data_interval_start"), self.overlap, self.watermark)
-            if since is None:
-                self.log.warning("No data interval and no watermark: the incremental load reads every badge")
-            else:
+            since, source = incremental_bound(
+                context.get("data_interval_start"), self.overlap, self.watermark, self.previous_load(merged)
+            )
+            if self.checkpoint_read:  # the run's own request (not the validation before any I/O)
+                if since is None:
+                    self.log.warning("Incremental load reads every badge: %s", source)
+                else:
+                    self.log.info("Incremental load of badges changed since %s: %s", since, source)
+            if since is not None:
                 merged[self.watermark_filter] = since
         build_filter(merged, BADGE_FILTERS)  # every key and value checked before the first request
         return merged, since
+
+    def previous_load(self, filters: Mapping[str, Any]) -> Checkpoint | None:
+        """The checkpoint saved for this task and table (:attr:`saved_checkpoint`) when it is one of the
+        same load: same organization, table, badge format and ``filters`` (the incremental bound aside,
+        whichever the filter); ``None`` otherwise."""
+        saved = self.saved_checkpoint
+        request = saved_request(saved) if saved is not None else None
+        if saved is None or request is None:
+            return None
+        earlier = parse_filter(request["filter"]) if request.get("filter") else {}
+        if request.get("watermark") and request.get("watermark_filter"):
+            earlier.pop(str(request["watermark_filter"]), None)
+        current_text = build_filter(filters, BADGE_FILTERS)
+        same = (
+            request.get("endpoint") == "high_volume_issued_badge_search"
+            and request.get("organization_id") == self.org_client().organization_id
+            and request.get("table") == str(TableName.parse(self.table))
+            and request.get("badge_format") == self.badge_format
+            and earlier == (parse_filter(current_text) if current_text else {})
+        )
+        return saved if same else None
 
     def build_request(
         self, context: Context, *, bootstrap: bool = False
@@ -296,37 +326,31 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
         base = parse_filter(request["filter"]) if request.get("filter") else {}
         badge_format: BadgeFormat = "minimal" if request.get("badge_format") == "minimal" else "default"
         limiter = AdaptiveLimiter(cursors)
-        rate = RequestRate(self.max_requests_per_second)
 
-        def plan() -> list[Slice]:
-            made = plan_badge_slices(
-                client,
-                base,
-                slices=cursors * SLICES_PER_CURSOR,
-                min_badges=int(self.min_slice_badges),
-                workers=cursors,
-            )
+        def planned(made: SlicePlan) -> None:
             self.log.info(
-                "Planned %d slices of %d badges with %d count requests: %s",
+                "Planned %d slices of %d badges with %d count requests in %d rounds: %s",
                 len(made.slices),
                 made.total,
                 made.probes,
+                made.rounds,
                 [(s.since, s.until, s.count) for s in made.slices],
             )
             self._parallel["planning_probes"] = made.probes
-            return list(made.slices)
 
-        def open_slice(piece: Slice, start_url: str | None) -> Iterator[Page]:
-            pages = client.iter_high_volume_badge_pages(
-                build_filter(piece.filters(base), BADGE_FILTERS),
-                badge_format=badge_format,
-                start_url=start_url,
-            )
-            return paced(pages, limiter, rate)
-
+        source = badge_slice_source(
+            client,
+            base,
+            cursors=cursors,
+            limiter=limiter,
+            badge_format=badge_format,
+            rate=RequestRate(self.max_requests_per_second),
+            min_badges=int(self.min_slice_badges),
+            on_plan=planned,
+        )
         try:
             with observe_throttling(client.http, limiter.on_throttled):
-                return run.run_sliced(SlicedPages(plan, open_slice, cursors), fingerprint)
+                return run.run_sliced(source, fingerprint)
         finally:
             self._parallel["throttled"] = limiter.throttled
 

@@ -18,6 +18,7 @@ from airflow_provider_credly.client.credly import BadgeFormat, CredlyClient
 from airflow_provider_credly.client.errors import ApiError
 from airflow_provider_credly.client.filters import BADGE_FILTERS, build_filter, parse_filter
 from airflow_provider_credly.client.times import parse_timestamp
+from airflow_provider_credly.operators.failures import is_permanent
 
 __all__ = ["CredlyBadgeTrigger", "badge_event", "badge_filter", "match_badges"]
 
@@ -185,7 +186,8 @@ class CredlyBadgeTrigger(BaseTrigger):
         """One synchronous check (runs in a worker thread)."""
         from airflow_provider_credly.hooks.credly import CredlyHook
 
-        client = CredlyHook(credly_conn_id=self.credly_conn_id).client
+        # one hook per check: the sensor warns of a token close to expiry, not every poll of the trigger
+        client = CredlyHook(credly_conn_id=self.credly_conn_id, warn_token_expiry=False).client
         try:
             return match_badges(
                 client,
@@ -205,9 +207,9 @@ class CredlyBadgeTrigger(BaseTrigger):
             try:
                 result = await asyncio.to_thread(self._check)
             except (ApiError, ValueError) as exc:
-                yield TriggerEvent(  # type: ignore[no-untyped-call]
-                    badge_event("error", f"{type(exc).__name__}: {exc}")
-                )
+                event = badge_event("error", f"{type(exc).__name__}: {exc}")
+                event["permanent"] = is_permanent(exc)  # a 401 or a bad filter: the sensor fails for good
+                yield TriggerEvent(event)  # type: ignore[no-untyped-call]
                 return
             if result["done"]:
                 yield TriggerEvent(  # type: ignore[no-untyped-call]

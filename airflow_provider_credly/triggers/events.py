@@ -247,7 +247,8 @@ class CredlyEventTrigger(BaseEventTrigger):
         """One read of the events (runs in a worker thread: the sync client blocks)."""
         from airflow_provider_credly.hooks.credly import CredlyHook
 
-        client = CredlyHook(credly_conn_id=self.credly_conn_id).client
+        # one hook per poll: a watcher living for months must not look its token up at every poll
+        client = CredlyHook(credly_conn_id=self.credly_conn_id, warn_token_expiry=False).client
         try:
             return read_new_events(client, watermark)
         finally:

@@ -125,54 +125,134 @@ class CursorMerger(Generic[P]):
     """The items of several sources, fetched concurrently, as one iterator of :class:`Tagged` items.
 
     ``workers`` threads each take the next source not yet started (in index order) and pull its items; at
-    most ``max_items`` items are fetched and not yet taken by the consumer, in total whatever the number of
-    workers (a worker waits for room before each request). Each source's items keep their order; sources
+    most ``max_items`` items (and, when ``max_records`` is set, about that many records: each request counts
+    as the largest item seen so far until it is answered, and the first one goes alone) are being fetched or
+    fetched and not yet taken by the consumer, in total whatever the number of workers (a worker waits for room before each request), so
+    large pages mean fewer requests in flight. Each source's items keep their order; sources
     interleave. An error in a worker stops the others after their current request and is raised to the
     consumer; :meth:`close` (called by :class:`PagePipeline` when it stops) does the same without an error.
 
+    With ``more=True`` the sources may still be coming: :meth:`add` appends one (workers waiting for a source
+    take it at once), :meth:`no_more_sources` says the list is complete, :meth:`fail` ends the iteration with
+    an error (the producer of the sources broke). The iteration ends when every source is read and the list
+    is complete.
+
     :param sources: callables opening each source's iterator (called in a worker thread).
     :param workers: concurrent sources (>= 1).
-    :param max_items: items in memory ahead of the consumer (>= 1).
+    :param max_items: items in flight or in memory ahead of the consumer (>= 1).
+    :param max_records: records (``len()`` of the items) in flight or ahead of the consumer (``None``: no
+        bound); one item is always allowed.
+    :param more: more sources will be added.
     """
 
-    def __init__(self, sources: Sequence[Callable[[], Iterator[P]]], *, workers: int, max_items: int) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Callable[[], Iterator[P]]],
+        *,
+        workers: int,
+        max_items: int,
+        max_records: int | None = None,
+        more: bool = False,
+    ) -> None:
         self._sources = list(sources)
         self._next_source = 0
-        self._lock = threading.Lock()
-        self._room = threading.BoundedSemaphore(max(1, max_items))
+        self._more = more
+        self._cond = threading.Condition()
+        self._max_items = max(1, max_items)
+        self._max_records = max_records
+        self._room = threading.Condition()
+        self._held_items = self._held_records = self._largest = 0
         self._queue: queue.Queue[Tagged[P] | _End | _Failure] = queue.Queue()
         self._stop = threading.Event()
-        count = max(1, min(workers, len(self._sources))) if self._sources else 0
+        count = max(1, workers if more else min(workers, len(self._sources))) if more or self._sources else 0
         self._threads = [
             threading.Thread(target=self._work, name=f"credly-cursor-{n}", daemon=True) for n in range(count)
         ]
         self._running = len(self._threads)
         self._started = False
 
+    def add(self, source: Callable[[], Iterator[P]]) -> bool:
+        """Append a source (``more=True``); ``False`` when the merger has stopped (nothing will read it)."""
+        with self._cond:
+            if self._stop.is_set():
+                return False
+            self._sources.append(source)
+            self._cond.notify()
+            return True
+
+    def no_more_sources(self) -> None:
+        """The sources are complete: workers end once they are read."""
+        with self._cond:
+            self._more = False
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        """End the iteration with ``error`` (raised to the consumer); the workers stop."""
+        self._stop.set()
+        self._queue.put(_Failure(error))
+        with self._cond:
+            self._cond.notify_all()
+
     def _take_source(self) -> int | None:
-        with self._lock:
+        with self._cond:
+            while self._more and not self._stop.is_set() and self._next_source >= len(self._sources):
+                self._cond.wait(_POLL_SECONDS)
             if self._stop.is_set() or self._next_source >= len(self._sources):
                 return None
             self._next_source += 1
             return self._next_source - 1
 
-    def _wait_for_room(self) -> bool:
-        while not self._stop.is_set():
-            if self._room.acquire(timeout=_POLL_SECONDS):
-                return True
-        return False
+    def _wait_for_room(self) -> int | None:
+        """Reserve room for one request; the records reserved (``None``: the merger stopped)."""
+        with self._room:
+            while not self._stop.is_set():
+                guess = self._largest
+                # until an item's size is known, one request at a time: the first pages may be large
+                records_ok = (
+                    self._max_records is None
+                    or self._held_items == 0
+                    or (guess > 0 and self._held_records + guess <= self._max_records)
+                )
+                if self._held_items < self._max_items and records_ok:
+                    self._held_items += 1
+                    self._held_records += guess
+                    return guess
+                self._room.wait(_POLL_SECONDS)
+        return None
+
+    def _settle(self, reserved: int, item: P | None) -> None:
+        """Replace a request's reservation by its item's records (``None``: it brought none, free the room)."""
+        with self._room:
+            if item is None:
+                self._held_items -= 1
+                self._held_records -= reserved
+                self._room.notify()
+            else:
+                size = len(item)
+                self._held_records += size - reserved
+                self._largest = max(self._largest, size)
+
+    def _release(self, item: P) -> None:
+        with self._room:
+            self._held_items -= 1
+            self._held_records -= len(item)
+            self._room.notify()
 
     def _work(self) -> None:
         try:
             while (index := self._take_source()) is not None:
                 items = self._sources[index]()
                 try:
-                    while self._wait_for_room():
+                    while (reserved := self._wait_for_room()) is not None:
                         try:
                             item = next(items)
                         except StopIteration:
-                            self._room.release()
+                            self._settle(reserved, None)
                             break
+                        except BaseException:
+                            self._settle(reserved, None)
+                            raise
+                        self._settle(reserved, item)
                         self._queue.put(Tagged(index, item))
                 finally:
                     close = getattr(items, "close", None)
@@ -200,13 +280,15 @@ class CursorMerger(Generic[P]):
             if isinstance(item, _Failure):
                 self.close()
                 raise item.error
-            self._room.release()  # the item now belongs to the consumer
+            self._release(item.item)  # the item now belongs to the consumer
             return item
         raise StopIteration
 
     def close(self) -> None:
         """Stop the workers after their current request and wait for them."""
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=60)

@@ -12,17 +12,19 @@ A sliced load (:meth:`TransferRun.run_sliced`) reads several cursors at once: th
 :class:`~airflow_provider_credly.warehouse.slices.Slice` s fetched concurrently
 (:class:`~airflow_provider_credly.warehouse.pipeline.CursorMerger`) and written by the one writer. Each slice has
 its own checkpoint (``<key>/slice-<i>``) committed with the rows of its pages, so a retry continues every slice
-where it stopped and never fetches a finished slice again.
+where it stopped and never fetches a finished slice again. A new load plans on a thread of its own and its
+cursors start on each slice as soon as the planner has made it final; the plan is saved with the first commit.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from airflow_provider_credly.client.pagination import Page
@@ -35,7 +37,13 @@ from airflow_provider_credly.warehouse.checkpoint import (
 )
 from airflow_provider_credly.warehouse.pipeline import CursorMerger, PagePipeline, Progress, Tagged
 from airflow_provider_credly.warehouse.records import PageRecords, records_of
-from airflow_provider_credly.warehouse.slices import Slice, saved_slices, sliced_fingerprint
+from airflow_provider_credly.warehouse.slices import (
+    Slice,
+    SlicedPages,
+    planning_fingerprint,
+    saved_slices,
+    sliced_fingerprint,
+)
 from airflow_provider_credly.warehouse.writers import LoadMeta, SqlWriter
 
 __all__ = [
@@ -54,6 +62,13 @@ BatchHook = Callable[[Checkpoint], None]
 PageOpener = Callable[[str | None], Iterator[Page]]
 
 _APPEND_CHUNK_ROWS = 2_500  # records fetched and inserted at a time by an append-only load
+#: batches a sliced load may write before its plan is complete (their commit waits for the plan) before the
+#: writer waits for the planner: bounds the open transaction
+_BATCHES_BEFORE_PLAN = 4
+
+
+class _Stopped(Exception):
+    """The sliced load stopped while its slices were still planned."""
 
 
 class IncompleteLoadError(RuntimeError):
@@ -85,21 +100,6 @@ class TransferResult:
 
 def _newest(batch: list[PageRecords]) -> str | None:
     return max((chunk.newest for chunk in batch if chunk.newest is not None), default=None)
-
-
-@dataclass(frozen=True)
-class SlicedPages:
-    """The page source of a sliced load.
-
-    :ivar plan: plans the slices (called only when no unfinished load of the same request has a plan).
-    :ivar open: ``open(slice, start_url)`` -> that slice's pages from a saved cursor URL (``None``: its start);
-        called in a fetch thread.
-    :ivar workers: slices fetched at once.
-    """
-
-    plan: Callable[[], Sequence[Slice]]
-    open: Callable[[Slice, str | None], Iterator[Any]]
-    workers: int
 
 
 def _slice_fingerprint(load_id: str, piece: Slice) -> str:
@@ -160,11 +160,16 @@ class TransferRun:
         self._pending = _Pending()
         self._saved: Checkpoint | None = None
         self._tables_ready = False  # tables created and the saved checkpoint read (once per run)
-        self.slices: list[Slice] = []  # a sliced load's plan (empty: one cursor)
+        self.slices: list[Slice] = []  # a sliced load's plan (empty: one cursor, or still planning)
         self.slices_skipped = 0
         self._slice_checkpoints: dict[int, Checkpoint] = {}
         self._dirty_slices: set[int] = set()
         self._fetching: list[Slice] = []
+        self._slice_lock = threading.Lock()  # the planning thread adds slices while batches advance them
+        self._open_slices = 0  # slices taken whose cursor has not ended
+        self._planned = threading.Event()  # set when the plan is complete (or planning failed)
+        self._plan_error: BaseException | None = None
+        self._request_fingerprint: str | None = None  # a sliced load's request (the plan is added to it)
 
     def saved(self) -> Checkpoint | None:
         """The checkpoint saved under the key (``None``: none); creates the tables if missing, once."""
@@ -258,42 +263,86 @@ class TransferRun:
             )
 
     def stream_slices(self, source: SlicedPages) -> None:
-        """Write the pages of every unfinished slice of :attr:`slices`, fetched ``source.workers`` at a time,
-        committing like :meth:`stream`; each commit saves the checkpoints of the slices it advanced.
+        """Write the pages of every unfinished slice, fetched ``source.workers`` at a time, committing like
+        :meth:`stream`; each commit saves the checkpoints of the slices it advanced.
+
+        The slices are :attr:`slices` when the plan is known (a resumed load); otherwise ``source.plan`` runs
+        on a thread of its own and each slice is fetched as soon as it is final. No commit happens before the
+        plan is complete: the first one saves it in the load's fingerprint.
 
         :raises IncompleteLoadError: a slice's pages ended before the end of its cursor.
         """
         writer, batch_rows = self.writer, self.batch_rows
         load_id = self.checkpoint.load_id
-        checkpoints: dict[int, Checkpoint] = {}
-        for piece in self.slices:
-            key, fingerprint = slice_key(self.key, piece.index), _slice_fingerprint(load_id, piece)
-            saved = self.store.load(key) if self.resumed else None
-            if saved is None or saved.fingerprint != fingerprint:
-                saved = self.store.new(key, fingerprint, load_id)
-            checkpoints[piece.index] = saved
-        self._slice_checkpoints, self._dirty_slices = checkpoints, set()
-        todo = [piece for piece in self.slices if checkpoints[piece.index].status == RUNNING]
-        self._fetching = todo  # the merger's sources, in this order
-        self.slices_skipped = len(self.slices) - len(todo)
-        self.log.info(
-            "Reading %d slices of %s with %d cursors%s",
-            len(todo),
-            writer.table,
-            min(source.workers, len(todo)),
-            f" ({self.slices_skipped} finished before)" if self.slices_skipped else "",
-        )
         key_name = writer.spec.key
+        workers = max(1, source.workers)
+        self._slice_checkpoints, self._dirty_slices, self._fetching = {}, set(), []
+        self._open_slices = self.slices_skipped = 0
+        # pages in flight or fetched ahead of the batching, in total: one request per cursor and two ready, and
+        # about one batch of records (large pages: fewer requests in flight; the batching queue buffers the rest)
+        merger: CursorMerger[PageRecords] = CursorMerger(
+            [], workers=workers, max_items=workers + 2, max_records=batch_rows, more=True
+        )
 
         def opener(piece: Slice, start_url: str | None) -> Iterator[PageRecords]:
             return records_of(source.open(piece, start_url), key_name)
 
-        workers = max(1, source.workers)
-        merger = CursorMerger(
-            [functools.partial(opener, p, checkpoints[p.index].next_url) for p in todo],
-            workers=workers,
-            max_items=2 * workers,  # pages fetched ahead of the batching, in total
-        )
+        taken: list[Slice] = []
+
+        def take(piece: Slice, saved: Checkpoint | None = None) -> None:
+            """Fetch a final slice from its checkpoint, unless an earlier attempt finished it."""
+            key, fingerprint = slice_key(self.key, piece.index), _slice_fingerprint(load_id, piece)
+            if saved is None or saved.fingerprint != fingerprint:
+                saved = self.store.new(key, fingerprint, load_id)
+            with self._slice_lock:
+                if piece.index != len(taken):
+                    raise ValueError("the slices of a plan must be numbered 0..n-1 in order")
+                taken.append(piece)
+                self._slice_checkpoints[piece.index] = saved
+                if saved.status != RUNNING:
+                    self.slices_skipped += 1
+                    return
+                self._open_slices += 1
+                self._fetching.append(piece)  # the merger's sources, in this order
+                if not merger.add(functools.partial(opener, piece, saved.next_url)):
+                    raise _Stopped  # the load failed meanwhile: stop planning
+
+        planner: threading.Thread | None = None
+        if self._planned.is_set():  # the plan of the attempt resumed
+            for piece in self.slices:
+                take(piece, self.store.load(slice_key(self.key, piece.index)) if self.resumed else None)
+            merger.no_more_sources()
+            self.log.info(
+                "Reading %d slices of %s with %d cursors%s",
+                len(self._fetching),
+                writer.table,
+                min(workers, len(self._fetching)),
+                f" ({self.slices_skipped} finished before)" if self.slices_skipped else "",
+            )
+        else:
+
+            def plan() -> None:
+                try:
+                    made = list(source.plan(take))
+                    if not made or made[: len(taken)] != taken:
+                        raise ValueError("the plan returned other slices than it handed over while planning")
+                    for piece in made[len(taken) :]:  # not handed over while planning
+                        take(piece)
+                    self.slices = made
+                    self._planned.set()  # before the merger may end: its last batch then finishes the load
+                    merger.no_more_sources()
+                except _Stopped:
+                    pass
+                except BaseException as exc:  # raised to the writer by the merger
+                    self._plan_error = exc
+                    merger.fail(exc)
+                finally:
+                    self._planned.set()
+
+            planner = threading.Thread(target=plan, name="credly-slice-planner", daemon=True)
+            self.log.info(
+                "Planning the slices of %s; %d cursors start on them as they are final", writer.table, workers
+            )
         chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
         pipeline = PagePipeline(
             merger,
@@ -302,42 +351,80 @@ class TransferRun:
             batch_seconds=self.batch_seconds,
         )
         self._pending = _Pending()
-        with pipeline:
-            for batch in pipeline:
-                chunks = [tagged.item for tagged in batch]
-                fetched = sum(len(chunk) for chunk in chunks)
-                written = writer.write(chunks, self.meta) if fetched else 0
-                self._advance_slices(batch)
-                self.checkpoint = self.checkpoint.advance(
-                    next_url=None,
-                    pages=len(batch),
-                    rows=written,
-                    max_updated_at=_newest(chunks),
-                    fetched=all(cp.status != RUNNING for cp in checkpoints.values()),
-                )
-                self._pending.pages += len(batch)
-                self._pending.rows += written
-                self._pending.fetched += fetched
-                del batch, chunks
-                if self._commit_due():
+        try:
+            with pipeline:
+                if planner is not None:
+                    planner.start()
+                for batch in pipeline:
+                    chunks = [tagged.item for tagged in batch]
+                    fetched = sum(len(chunk) for chunk in chunks)
+                    written = writer.write(chunks, self.meta) if fetched else 0
+                    done = self._advance_slices(batch)
+                    self.checkpoint = self.checkpoint.advance(
+                        next_url=None,
+                        pages=len(batch),
+                        rows=written,
+                        max_updated_at=_newest(chunks),
+                        fetched=done,
+                    )
+                    self._pending.pages += len(batch)
+                    self._pending.rows += written
+                    self._pending.fetched += fetched
+                    del batch, chunks
+                    if self._commit_due() and self._plan_ready(self._pending.fetched):
+                        self.commit()
+                # the merger ended: the plan is complete and every slice taken was read
+                self._plan_ready(None)
+                with self._slice_lock:
+                    ended = self._open_slices == 0
+                # the last batch came before the plan's end: the load is fetched all the same
+                late = ended and self.checkpoint.status != FETCHED
+                if late:
+                    self.checkpoint = self.checkpoint.advance(
+                        next_url=None, pages=0, rows=0, max_updated_at=None, fetched=True
+                    )
+                if self._pending.pages or late:
                     self.commit()
-            if self._pending.pages:
-                self.commit()
+        finally:
+            if planner is not None and planner.is_alive():
+                planner.join(timeout=60)
         if self.checkpoint.status != FETCHED:
-            unfinished = [i for i, cp in checkpoints.items() if cp.status == RUNNING]
+            unfinished = [i for i, cp in self._slice_checkpoints.items() if cp.status == RUNNING]
             raise IncompleteLoadError(
                 f"the pages of {writer.table} ended before the end of the cursors of slices {unfinished}; "
                 f"the load stays resumable"
             )
 
-    def _advance_slices(self, batch: list[Tagged[PageRecords]]) -> None:
-        """Move each slice's checkpoint past its pages in ``batch`` (a slice's pages come in order)."""
-        for tagged in batch:
-            index, chunk = self._fetching[tagged.source].index, tagged.item
-            self._slice_checkpoints[index] = self._slice_checkpoints[index].advance(
-                next_url=chunk.next_url, pages=1, rows=len(chunk), max_updated_at=chunk.newest
-            )
-            self._dirty_slices.add(index)
+    def _plan_ready(self, pending_rows: int | None) -> bool:
+        """Whether the plan is complete, so a commit may save it; waits for the planner once the batches
+        written meanwhile exceed their budget (``pending_rows`` ``None``: always).
+
+        :raises BaseException: the planner's error.
+        """
+        if not self._planned.is_set():
+            if pending_rows is not None and pending_rows < _BATCHES_BEFORE_PLAN * self.batch_rows:
+                return False
+            self._planned.wait()
+        if self._plan_error is not None:
+            raise self._plan_error
+        return True
+
+    def _advance_slices(self, batch: list[Tagged[PageRecords]]) -> bool:
+        """Move each slice's checkpoint past its pages in ``batch`` (a slice's pages come in order).
+
+        :return: whether every slice is fetched (the plan complete and no cursor left).
+        """
+        with self._slice_lock:
+            for tagged in batch:
+                index, chunk = self._fetching[tagged.source].index, tagged.item
+                cp = self._slice_checkpoints[index].advance(
+                    next_url=chunk.next_url, pages=1, rows=len(chunk), max_updated_at=chunk.newest
+                )
+                self._slice_checkpoints[index] = cp
+                self._dirty_slices.add(index)
+                if cp.status != RUNNING:
+                    self._open_slices -= 1
+            return self._open_slices == 0 and self._planned.is_set() and self._plan_error is None
 
     def _commit_due(self) -> bool:
         return (
@@ -349,9 +436,15 @@ class TransferRun:
     def commit(self) -> None:
         """Save the checkpoint (and those of the slices advanced) and commit them with the batches written
         since the last commit."""
-        for index in sorted(self._dirty_slices):
-            self.store.save(self._slice_checkpoints[index])
-        self._dirty_slices.clear()
+        if self._request_fingerprint is not None and self._planned.is_set():  # the plan goes with the rows
+            planned = sliced_fingerprint(self._request_fingerprint, self.slices)
+            if self.checkpoint.fingerprint != planned:
+                self.checkpoint = replace(self.checkpoint, fingerprint=planned)
+        with self._slice_lock:
+            dirty = [self._slice_checkpoints[index] for index in sorted(self._dirty_slices)]
+            self._dirty_slices.clear()
+        for cp in dirty:
+            self.store.save(cp)
         self.store.save(self.checkpoint)
         self.writer.commit()
         self.batches += 1
@@ -406,18 +499,23 @@ class TransferRun:
         return result
 
     def run_sliced(self, source: SlicedPages, fingerprint: str) -> TransferResult:
-        """Every step of a sliced load: plan (or take the plan of the unfinished load of the same request),
-        start, stream the slices, finish; rolled back on error.
+        """Every step of a sliced load: start, plan while streaming the slices (or take the plan of the
+        unfinished load of the same request), finish; rolled back on error.
 
-        The plan is part of the load's fingerprint, so a retry continues the same slices even if the counts
-        changed since; a new load plans again.
+        The plan is part of the load's fingerprint (saved with the first batch), so a retry continues the same
+        slices even if the counts changed since; a new load plans again.
         """
         saved = self.saved()
         plan = saved_slices(saved.fingerprint if saved and saved.resumable else None, fingerprint)
-        self.slices = list(plan if plan is not None else source.plan())
-        if [piece.index for piece in self.slices] != list(range(len(self.slices))):
-            raise ValueError("the slices of a plan must be numbered 0..n-1 in order")
-        self.start(sliced_fingerprint(fingerprint, self.slices))
+        self._request_fingerprint = fingerprint
+        if plan is not None:
+            self.slices = plan
+            self._planned.set()
+            self.start(sliced_fingerprint(fingerprint, plan))
+        else:  # planned while the first slices are fetched; a checkpoint without its plan is never resumed
+            self.slices = []
+            self._planned.clear()
+            self.start(planning_fingerprint(fingerprint))
         try:
             if not self.resumed:  # slice checkpoints of an abandoned load would never match: drop them
                 self.store.delete_slices(self.key)

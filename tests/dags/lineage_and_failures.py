@@ -8,7 +8,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_provider_credly.operators.badges import CredlyIssueBadgeOperator, CredlyRevokeBadgeOperator
+from airflow_provider_credly.operators.badges import (
+    CredlyBulkIssueBadgesOperator,
+    CredlyIssueBadgeOperator,
+    CredlyRevokeBadgeOperator,
+)
 from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -53,6 +57,34 @@ with DAG(
         issued_to_first_name="Fail",
         issued_to_last_name="Fast",
         badge_template_id="{{ params.template }}",
+        retries=2,
+        retry_delay=timedelta(0),
+    )
+
+
+with DAG(
+    "credly_bulk_fail_fast",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"template": "", "rows": [], "badge_ids": [], "max_failures": 0},
+) as bulk_fail_fast_dag:
+    # retries=2 each: when every failed row met an error a retry cannot fix the task runs once
+    CredlyBulkIssueBadgesOperator(
+        task_id="bulk_issue",
+        rows="{{ params.rows | tojson }}",
+        defaults={"badge_template_id": "{{ params.template }}"},
+        max_failures="{{ params.max_failures }}",
+        workers=2,
+        retries=2,
+        retry_delay=timedelta(0),
+    )
+    CredlyRevokeBadgeOperator(
+        task_id="bulk_revoke",
+        badge_ids="{{ params.badge_ids | tojson }}",
+        reason="fail-fast test",
+        max_failures="{{ params.max_failures }}",
+        workers=2,
         retries=2,
         retry_delay=timedelta(0),
     )

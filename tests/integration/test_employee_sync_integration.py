@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_credly.operators.employees import CredlyEmployeeSyncOperator
 from airflow_provider_credly.sync.employees import DeleteGuardError
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +30,7 @@ def writes(emulator: Any) -> int:
 @pytest.fixture
 def org(credly_emulator_factory, monkeypatch: pytest.MonkeyPatch) -> Any:
     emulator = credly_emulator_factory(badges=10, employees=10_000)
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emulator.base_url,
-        password=emulator.token,
-        extra={"organization_id": emulator.org_id, "backoff_base": 0.01},
-    )
+    connect_credly(monkeypatch, emulator, backoff_max=None)
     return emulator
 
 

@@ -15,23 +15,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_credly.operators.badges import CredlyIssueBadgeOperator
-from tests.conftest import ROOT, set_connection
+from tests.conftest import ROOT, connect_credly
 from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 
 TEN_PERCENT = {"error_rate": 0.04, "drop_rate": 0.02, "error_after_rate": 0.04, "fail_paths": r"/badges$"}
-
-
-def connect(emulator: Any, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emulator.base_url,
-        password=emulator.token,
-        extra={"organization_id": emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.05, **extra},
-    )
 
 
 def load_dag() -> Any:
@@ -65,7 +54,7 @@ def test_bulk_issue_1000_badges_with_faults_and_task_retries(
     airflow_db, credly_emulator_factory, monkeypatch
 ) -> None:
     emulator = credly_emulator_factory(badges=200, employees=5, fault_seed=7, **TEN_PERCENT)
-    connect(emulator, monkeypatch, max_retries=3)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05, max_retries=3)
     template = emulator.state.templates[0]
     assert template.allow_duplicates  # the hard case: Credly would not refuse a second badge
     breaker = FirstTryBreaker(emulator, after=400)
@@ -110,7 +99,7 @@ def test_single_issue_adopts_badge_after_lost_response_and_on_retry(
     emulator = credly_emulator_factory(
         badges=20, employees=1, error_after_rate=1.0, error_after_mode="alternate"
     )
-    connect(emulator, monkeypatch)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05)
     template = emulator.state.templates[0]  # allows duplicates
     op = CredlyIssueBadgeOperator(
         task_id="one",

@@ -12,9 +12,8 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_credly.operators.badges import CredlyBulkIssueBadgesOperator, CredlyIssueBadgeOperator
 from airflow_provider_credly.testing.emulator.errors import MSG_TEMPLATE_ARCHIVED
-from tests.conftest import ROOT
+from tests.conftest import ROOT, connect_credly
 from tests.helpers import load_module, run_dag, task_states
-from tests.integration.test_exactly_once import connect
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +56,7 @@ def test_archived_template_422_fails_with_credlys_message_despite_an_older_badge
     credly_emulator_factory, monkeypatch
 ) -> None:
     emulator = credly_emulator_factory(badges=10, employees=1)
-    connect(emulator, monkeypatch)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05)
     template = refusing_template(emulator)
     old = old_badge(emulator, template.id)
     emulator.state.archive_template(template.id)
@@ -81,7 +80,7 @@ def test_duplicate_refusal_of_an_older_badge_is_already_existed(
     credly_emulator_factory, monkeypatch, if_exists: str, outcome: str | None
 ) -> None:
     emulator = credly_emulator_factory(badges=10, employees=1)
-    connect(emulator, monkeypatch)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05)
     template = refusing_template(emulator)
     old = old_badge(emulator, template.id)
     op = issue_op(template.id, if_exists=if_exists)
@@ -100,7 +99,7 @@ def test_identical_rows_with_lost_answers_each_get_their_own_badge_in_row_order(
     emulator = credly_emulator_factory(
         badges=10, employees=1, error_after_rate=1.0, error_after_mode="alternate", fail_paths=r"/badges$"
     )
-    connect(emulator, monkeypatch)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05)
     template = emulator.state.templates[0]
     assert template.allow_duplicates
     rows = [
@@ -144,7 +143,7 @@ def test_retry_with_if_exists_fail_recognises_the_first_trys_badge(
         max_faults=2,
         fail_paths=r"/badges$",
     )
-    connect(emulator, monkeypatch, max_retries=0)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05, max_retries=0)
     template = refusing_template(emulator)
     old_badge(emulator, template.id, "someone.else@example.org")  # another recipient: irrelevant
     dag = load_module(ROOT / "tests" / "dags" / "ops_issue_fail_retry.py", "ops_issue_fail_retry")
@@ -164,7 +163,7 @@ def test_retry_with_if_exists_fail_still_fails_on_a_badge_from_before_the_task(
     credly_emulator_factory, monkeypatch
 ) -> None:
     emulator = credly_emulator_factory(badges=10, employees=1)
-    connect(emulator, monkeypatch)
+    connect_credly(monkeypatch, emulator, backoff_max=0.05)
     template = refusing_template(emulator)
     old = old_badge(emulator, template.id)
 

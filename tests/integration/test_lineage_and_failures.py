@@ -7,6 +7,8 @@ emulator and into a real DuckDB file.
 * The transfer's outlet alias resolves to the table's Asset (``duckdb:<file>/main/credly_badges``).
 * Extra links are stored for the UI: the badge's URL and the organization's page.
 * A task with ``retries=2`` failing with a 401 or an invalid argument runs once; a 5xx is retried.
+* Bulk issue and bulk revoke with ``retries=2``: when every failed row met a 401 (or a 404) the task runs
+  once and still reports each row; a mix with a transient failure is retried.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, set_connection
+from tests.conftest import ROOT, connect_credly
 from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
@@ -123,14 +125,7 @@ def _fail_fast_dag() -> Any:
 
 
 def _connect(monkeypatch: pytest.MonkeyPatch, emu: Any, token: str) -> None:
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emu.base_url,
-        password=token,
-        extra={"organization_id": emu.org_id, "max_retries": 0, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emu, token=token, max_retries=0, backoff_max=0.05)
 
 
 def _issue_ti(dag_run: Any) -> Any:
@@ -161,3 +156,62 @@ def test_a_server_error_is_still_retried(airflow_db, credly_emulator, monkeypatc
     dag_run = run_dag(_fail_fast_dag(), run_conf=conf)
     assert task_states(dag_run) == {"issue": "failed"}
     assert _issue_ti(dag_run).try_number == 3  # the first try and both retries
+
+
+def _bulk_run(emu: Any, **conf: Any) -> tuple[Any, dict[str, Any]]:
+    module = load_module(ROOT / "tests" / "dags" / "lineage_and_failures.py", "credly_test_bulk_fail_fast")
+    dag_run = run_dag(module.bulk_fail_fast_dag, run_conf={"template": _template(emu), **conf})
+    return dag_run, {ti.task_id: ti for ti in dag_run.get_task_instances()}
+
+
+def _rows(n: int) -> list[dict[str, str]]:
+    return [
+        {
+            "recipient_email": f"bulk{i}@example.edu",
+            "issued_to_first_name": "Bulk",
+            "issued_to_last_name": str(i),
+        }
+        for i in range(n)
+    ]
+
+
+def test_bulk_issue_and_revoke_with_a_401_for_every_row_fail_at_once(
+    airflow_db, credly_emulator, monkeypatch
+) -> None:
+    emu = credly_emulator
+    _connect(monkeypatch, emu, "wrong-token-0000")  # the emulator answers 401 to every request
+    ids = [b["id"] for b in emu.state.find_badges(state="accepted")[:3]]
+    dag_run, tis = _bulk_run(emu, rows=_rows(3), badge_ids=ids, max_failures=2)
+    assert task_states(dag_run) == {"bulk_issue": "failed", "bulk_revoke": "failed"}
+    assert tis["bulk_issue"].try_number == tis["bulk_revoke"].try_number == 1  # retries=2, none spent
+    # every row was tried and is reported, even though the task failed
+    issue = tis["bulk_issue"].xcom_pull(task_ids="bulk_issue", key="report")
+    assert (issue["failed"], issue["issued"], issue["skipped"]) == (3, 0, 0)
+    assert all(outcome == "failed" and "401" in reason for _, outcome, reason in issue["rows"])
+    revoke = tis["bulk_revoke"].xcom_pull(task_ids="bulk_revoke", key="report")
+    assert revoke["counts"] == {"failed": 3}
+    assert all("401" in r["detail"] for r in revoke["results"])
+    assert emu.state.issue_count == 0
+    assert all(emu.state.get_badge(i)["state"] == "accepted" for i in ids)
+
+
+def test_bulk_revoke_fails_at_once_when_every_failure_is_permanent_and_retries_a_mix(
+    airflow_db, credly_emulator, monkeypatch
+) -> None:
+    emu = credly_emulator
+    _connect(monkeypatch, emu, emu.token)
+    live = [b["id"] for b in emu.state.find_badges(state="accepted")[:2]]
+    missing = "00000000-0000-4000-8000-000000000000"
+    # a badge that is not there (404: permanent) next to one revoked: no retry
+    dag_run, tis = _bulk_run(emu, badge_ids=[live[0], missing], rows=_rows(1))
+    assert tis["bulk_revoke"].state == "failed" and tis["bulk_revoke"].try_number == 1
+    report = tis["bulk_revoke"].xcom_pull(task_ids="bulk_revoke", key="report")
+    assert report["counts"] == {"revoked": 1, "failed": 1}
+    assert tis["bulk_issue"].state == "success"
+
+    # the same 404 next to a badge whose revoke meets a 503: a retry may fix that one, so retries happen
+    emu.set_faults(error_rate=1.0, fail_paths=f"/badges/{live[1]}/revoke", error_methods="PUT")
+    dag_run, tis = _bulk_run(emu, badge_ids=[missing, live[1]], rows=_rows(1), max_failures=1)
+    assert tis["bulk_revoke"].state == "failed" and tis["bulk_revoke"].try_number == 3
+    report = tis["bulk_revoke"].xcom_pull(task_ids="bulk_revoke", key="report")
+    assert report["counts"] == {"failed": 2}

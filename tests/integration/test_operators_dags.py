@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import ROOT, set_connection
+from tests.conftest import ROOT, connect_credly
 from tests.helpers import load_module, run_dag, task_states
 
 pytestmark = pytest.mark.integration
@@ -22,17 +22,6 @@ def load_dag(name: str) -> Any:
 def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
     ti = next(t for t in dag_run.get_task_instances() if t.task_id == task_id)
     return ti.xcom_pull(task_ids=task_id, key=key)
-
-
-def connect(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emulator.base_url,
-        password=emulator.token,
-        extra={"organization_id": emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.2},
-    )
 
 
 def test_issue_course_completions_from_duckdb(airflow_db, credly_conn, duckdb_conn: Path) -> None:
@@ -80,7 +69,7 @@ def test_issue_course_completions_from_postgres(airflow_db, credly_conn, postgre
 
 def test_hr_roster_sync(airflow_db, credly_emulator_factory, duckdb_conn: Path, monkeypatch) -> None:
     emulator = credly_emulator_factory(badges=50, employees=100)
-    connect(emulator, monkeypatch)
+    connect_credly(monkeypatch, emulator)
     dr = run_dag(load_dag("credly_hr_roster_sync"))
     assert task_states(dr) == {
         "seed_demo_data": "success",

@@ -70,17 +70,10 @@ def test_badge_template_filters_are_checked_before_any_request(credly_emulator):
 
 
 def test_badge_templates_to_duckdb_so_rows_join_on_names(credly_emulator_factory, monkeypatch, tmp_path):
-    from tests.conftest import set_connection
+    from tests.conftest import connect_credly, set_connection
 
     emu = credly_emulator_factory(templates=55)
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emu.base_url,
-        password=emu.token,
-        extra={"organization_id": emu.org_id, "backoff_base": 0.01},
-    )
+    connect_credly(monkeypatch, emu, backoff_max=None)
     path = tmp_path / "w.duckdb"
     set_connection(monkeypatch, "duckdb_warehouse", conn_type="duckdb", host=str(path))
     op = CredlyBadgeTemplatesToSqlOperator(

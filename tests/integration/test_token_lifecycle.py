@@ -17,7 +17,7 @@ from airflow_provider_credly.client.tokens import TOKEN_MASK
 from airflow_provider_credly.hooks.credly import CredlyHook
 from airflow_provider_credly.operators.badges import CredlyBulkIssueBadgesOperator, CredlyIssueBadgeOperator
 from airflow_provider_credly.sensors.tokens import CredlyTokenExpirySensor
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,7 @@ def _client(emu: Any, token: str | None = None) -> CredlyClient:
 
 
 def _connect(monkeypatch: pytest.MonkeyPatch, emu: Any, token: str | None = None, **extra: Any) -> None:
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emu.base_url,
-        password=token or emu.token,
-        extra={"organization_id": emu.org_id, "backoff_base": 0.01, "max_retries": 1, **extra},
-    )
+    connect_credly(monkeypatch, emu, token=token or None, max_retries=1, backoff_max=None, **extra)
 
 
 class _TI:
@@ -101,15 +94,15 @@ def test_test_connection_reports_days_left_and_a_read_only_token(credly_emulator
 
 def test_test_connection_lists_full_permissions(credly_emulator_factory, monkeypatch):
     emu = credly_emulator_factory(token_age_days=20)
-    _connect(monkeypatch, emu, token_lifetime_days=365)
+    _connect(monkeypatch, emu, lifetime_days=365)
     ok, message = CredlyHook().test_connection()
     assert ok and "expires in 345.0 day(s)" in message
     assert "permissions: read, write, delete" in message and "renew" not in message
 
 
-def test_one_warning_per_hook_below_token_warn_days(credly_emulator_factory, monkeypatch, capsys):
+def test_one_warning_per_hook_below_expiry_warn_days(credly_emulator_factory, monkeypatch, capsys):
     emu = credly_emulator_factory(token_age_days=160)
-    _connect(monkeypatch, emu, token_warn_days=45)
+    _connect(monkeypatch, emu, expiry_warn_days=45)
     hook = CredlyHook()
     for _ in range(3):
         assert hook.check_token() is not None
@@ -119,11 +112,22 @@ def test_one_warning_per_hook_below_token_warn_days(credly_emulator_factory, mon
     assert emu.token not in out
 
 
+def test_the_first_drafts_extra_names_still_work(credly_emulator_factory, monkeypatch, capsys):
+    emu = credly_emulator_factory(token_age_days=20)
+    _connect(monkeypatch, emu, token_lifetime_days=50, token_warn_days=40)
+    ok, message = CredlyHook().test_connection()
+    assert ok and "expires in 30.0 day(s)" in message and "fewer than 40 days left" in message
+    # the new names win where both are set
+    _connect(monkeypatch, emu, token_lifetime_days=50, lifetime_days=365, expiry_warn_days=10)
+    ok, message = CredlyHook().test_connection()
+    assert ok and "expires in 345.0 day(s)" in message and "renew" not in message
+
+
 def test_no_warning_with_days_to_spare_or_when_turned_off(credly_emulator_factory, monkeypatch, capsys):
     emu = credly_emulator_factory(token_age_days=100)
     _connect(monkeypatch, emu)
     CredlyHook().check_token()
-    _connect(monkeypatch, emu, token_warn_days=0, token_lifetime_days=101)
+    _connect(monkeypatch, emu, expiry_warn_days=0, lifetime_days=101)
     CredlyHook().check_token()
     assert "days left" not in capsys.readouterr().out
 
@@ -187,7 +191,7 @@ def test_sensor_fails_below_its_threshold_or_without_a_permission(credly_emulato
     emu = credly_emulator_factory(token_age_days=170, token_permissions=["read"])
     _connect(monkeypatch, emu)
     with pytest.raises(AirflowException, match="fewer than 30 days left"):
-        CredlyTokenExpirySensor(task_id="t").poke(_ctx())  # threshold: token_warn_days
+        CredlyTokenExpirySensor(task_id="t").poke(_ctx())  # threshold: expiry_warn_days
     with pytest.raises(AirflowException, match="lacks write_enabled"):
         CredlyTokenExpirySensor(task_id="t", min_days_left=1, require="write").poke(_ctx())
 

@@ -129,3 +129,53 @@ def test_employees_and_events_reuse_the_machinery(airflow_db, emulator, duckdb_c
         ("xfer_workforce.employees:credly_employees", "done"),
         ("xfer_workforce.events:credly_events", "done"),
     ]
+
+
+def _checkpoint(path, key="xfer_badges.load:credly_badges"):
+    import json
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        status, rows, newest, fingerprint = con.execute(
+            "SELECT status, rows, max_updated_at, fingerprint FROM credly_transfer_checkpoints "
+            "WHERE transfer_key = ?",
+            [key],
+        ).fetchone()
+    request, _ = json.JSONDecoder().raw_decode(fingerprint)
+    return status, rows, newest, request
+
+
+def test_a_manual_run_without_data_interval_reads_only_the_changes(airflow_db, emulator, duckdb_conn, dags):
+    """Airflow 3 manual runs have no data interval: the incremental bound comes from the last completed
+    load of the same request (its newest updated_at minus the overlap), not "every badge"."""
+    from datetime import timedelta
+
+    from airflow_provider_credly.client.times import parse_timestamp
+
+    state = emulator.state
+    dr = run_dag(dags.xfer_badges, logical_date=None, run_conf={"mode": "incremental"})
+    assert task_states(dr) == {"load": "success"}
+    status, rows, first_newest, request = _checkpoint(duckdb_conn)
+    assert (status, rows, request["bootstrap"]) == ("done", N_BADGES, True)  # first load: every badge
+    before = _loaded_at(duckdb_conn)
+
+    changed = change_some_badges(state)
+    pages_before = state.request_count("GET", "badges.high_volume")
+    dr = run_dag(dags.xfer_badges, logical_date=None, run_conf={"mode": "incremental"})
+    assert task_states(dr) == {"load": "success"}
+    status, rows, _, request = _checkpoint(duckdb_conn)
+    since = (parse_timestamp(first_newest) - timedelta(days=1)).date().isoformat()
+    assert (status, request["watermark"], request["watermark_filter"]) == ("done", since, "updated_at_min")
+    assert f"updated_at_min::{since}" in request["filter"]
+
+    # exactly the badges changed since the bound were fetched and written: one cursor page, not forty
+    expected = expected_badges(state)
+    recent = {i for i, b in expected.items() if b["updated_at"][:10] >= since}
+    assert state.request_count("GET", "badges.high_volume") - pages_before == 1
+    assert rows == len(recent) < PAGE
+    after = _loaded_at(duckdb_conn)
+    touched = {i for i in after if after[i] != before.get(i)}
+    assert touched == recent
+    assert {changed["revoked"], changed["replacement"], changed["new1"], changed["new2"]} <= touched
+    # and the table is exact (the replaced badge left the cursor: incremental loads keep its last copy)
+    table = _rows(duckdb_conn)
+    assert_table_matches([r for r in table if r[0] != changed["replaced"]], expected)

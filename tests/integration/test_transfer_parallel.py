@@ -94,7 +94,7 @@ def _cursor_requests(emulator) -> dict[tuple[str | None, str | None], int]:
 def test_four_cursors_load_every_badge_once(emulator, warehouse):
     result = _op(warehouse, prune=True).execute({})
     assert result["parallel_cursors"] == 4
-    assert result["slices"] >= 4  # 20,000 badges: about 4 slices per cursor
+    assert result["slices"] == 8  # 20,000 badges: 2 slices per cursor
     assert result["rows"] == N_BADGES
     assert result["planning_probes"] >= result["slices"] - 1
     rows = warehouse.rows()
@@ -102,6 +102,7 @@ def test_four_cursors_load_every_badge_once(emulator, warehouse):
     assert_table_matches(rows, expected_badges(emulator.state, "minimal"))
     # every slice was read by its own cursor, each page once (no faults, so no retry)
     per_slice = _cursor_requests(emulator)
+    assert per_slice.pop((None, None)) == 1  # the planner's page-size probe: the whole cursor's first page
     assert len(per_slice) == result["slices"]
     assert sum(per_slice.values()) == result["pages"]
     # a finished load keeps only its own checkpoint: the slices' went with it
@@ -112,7 +113,7 @@ def test_four_cursors_load_every_badge_once(emulator, warehouse):
 class KilledOnce(CredlyBadgesToSqlOperator):
     """Raises after the commit that passes ``kill_after`` pages, once (as a killed worker's task would)."""
 
-    kill_after = 16
+    kill_after = 24  # of 40 pages: the first slices (5 pages each) are finished, later ones not
     killed: dict[str, Any] = {}
 
     def after_batch_committed(self, checkpoint):

@@ -28,7 +28,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_DSN, set_connection
+from tests.conftest import POSTGRES_DSN, connect_credly, set_connection
 from tests.integration.transfer_support import (
     assert_table_matches,
     badge_select,
@@ -175,14 +175,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
 def emulator(credly_emulator_factory, monkeypatch: pytest.MonkeyPatch):
     """3,000 badges in pages of 100 behind connection ``credly_default`` (fast retries)."""
     emu = credly_emulator_factory(badges=N_BADGES, employees=5, hv_page_size=PAGE, seed=11)
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emu.base_url,
-        password=emu.token,
-        extra={"organization_id": emu.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emu, backoff_max=0.05)
     return emu
 
 

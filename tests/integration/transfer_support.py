@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_credly.testing.emulator import EmulatorState, render, run_emulator
 from airflow_provider_credly.warehouse.schema import BADGES, extract_row
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 from tests.helpers import load_module, run_dag, task_states  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,14 +32,7 @@ def emulator_fixture(monkeypatch: pytest.MonkeyPatch):
     """An emulator with 20,000 badges (500 per cursor page) behind connection ``credly_default``."""
     state = EmulatorState(seed=7, badges=N_BADGES, employees=120, hv_page_size=PAGE)
     emu = run_emulator(state)
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emu.base_url,
-        password=emu.token,
-        extra={"organization_id": emu.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emu, backoff_max=0.05)
     try:
         yield emu
     finally:

@@ -86,7 +86,8 @@ def test_wheel_metadata_is_release_ready(wheel: Path):
         assert expected in classifiers
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
     assert {"Homepage", "Documentation", "Repository", "Issues", "Changelog"} <= set(urls)
-    assert all(u.startswith("https://") for u in urls.values())
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", urls["Repository"]), urls["Repository"]
+    assert all(u.startswith(urls["Repository"]) for u in urls.values())  # one repository, no placeholder
     requires = meta.get_all("Requires-Dist")
     assert "apache-airflow<4,>=3.3.0" in requires
     # the provider registers with Airflow; the emulator fixtures are opt-in, not a pytest11 plugin
@@ -95,6 +96,15 @@ def test_wheel_metadata_is_release_ready(wheel: Path):
     assert f"{NAME}/py.typed" in names
     assert f"{NAME}/testing/pytest_plugin.py" in names
     assert not [n for n in names if n.startswith(("tests/", "dags_examples/", "benchmarks/"))]
+
+
+def project_urls(wheel: Path) -> list[str]:
+    """The ``Project-URL`` values of the wheel's METADATA (``"<name>, <url>"``)."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta = email.parser.Parser(policy=email.policy.compat32).parsestr(
+            zf.read(f"{NAME}-{VERSION}.dist-info/METADATA").decode()
+        )
+    return list(meta.get_all("Project-URL"))
 
 
 def test_readme_links_work_outside_the_repository(wheel: Path):
@@ -106,6 +116,12 @@ def test_readme_links_work_outside_the_repository(wheel: Path):
     assert targets, "the README links to its docs"
     relative = [t for t in targets if not t.startswith(("https://", "http://", "#", "mailto:"))]
     assert relative == []
+    # the README's links into the repository name the repository of the package's Project-URLs
+    repository = next(
+        line.split(", ", 1)[1] for line in project_urls(wheel) if line.startswith("Repository, ")
+    )
+    github = [t for t in targets if t.startswith("https://github.com/")]
+    assert github and all(t.startswith(repository + "/") for t in github), github
 
 
 def test_sdist_holds_the_sources_and_the_license(dist: Path):

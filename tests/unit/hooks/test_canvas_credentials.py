@@ -41,7 +41,7 @@ def test_client_settings(monkeypatch):
             "scope": "rw:issuer",
             "timeout": 5,
             "max_retries": 1,
-            "token_refresh_margin": 5,
+            "refresh_margin": 5,
         },
     )
     hook = CanvasCredentialsHook()

@@ -96,8 +96,8 @@ def test_provider_info_registers_the_connection_type():
     credly = next(c for c in info["connection-types"] if c["connection-type"] == "credly")
     assert credly["hook-class-name"] == "airflow_provider_credly.hooks.credly.CredlyHook"
     assert "organization_id" in credly["conn-fields"]
-    assert credly["conn-fields"]["token_lifetime_days"]["schema"]["default"] == 180
-    assert credly["conn-fields"]["token_warn_days"]["schema"]["default"] == 30
+    assert credly["conn-fields"]["lifetime_days"]["schema"]["default"] == 180
+    assert credly["conn-fields"]["expiry_warn_days"]["schema"]["default"] == 30
 
 
 def test_airflow_cli_lists_the_provider_and_its_connection_types(tmp_path):
@@ -133,3 +133,35 @@ def test_check_token_is_best_effort_when_the_token_is_not_listed_or_unreadable(c
     assert "Could not check the Credly token" in out and "403" in out
     assert TOKEN not in out and "someone-elses-token" not in out
     assert len(responses.calls) == 2  # one look-up per hook
+
+
+def test_connection_form_fields_are_not_masked_and_have_help_text():
+    """Airflow masks extras whose names contain "token", "secret"...: such a field shows "***" in the form."""
+    from airflow.sdk.log import mask_secret  # noqa: F401  (initialises the masker as tasks see it)
+
+    from airflow_provider_credly.get_provider_info import get_provider_info
+
+    try:
+        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+    except ImportError:  # pragma: no cover - older layouts
+        from airflow._shared.secrets_masker import should_hide_value_for_key
+
+    for conn_type in get_provider_info()["connection-types"]:
+        for name, field in conn_type["conn-fields"].items():
+            assert not should_hide_value_for_key(name), (conn_type["connection-type"], name)
+            assert field["label"] and field["description"], (conn_type["connection-type"], name)
+            # a null among the choices is rendered as a literal "null" option
+            assert None not in field["schema"].get("enum", []), name
+        behaviour = conn_type["ui-field-behaviour"]
+        # the port stays visible: Airflow 3.3.2's Test button refuses a saved connection without one
+        assert "port" not in behaviour["hidden-fields"]
+        assert "443" in behaviour["placeholders"]["port"]
+
+
+def test_canvas_region_choices_are_the_clients_regions():
+    from airflow_provider_credly.client.canvas import REGION_BASE_URLS
+    from airflow_provider_credly.get_provider_info import CANVAS_REGIONS
+
+    assert set(CANVAS_REGIONS) == set(REGION_BASE_URLS)
+    for region, label in CANVAS_REGIONS.items():
+        assert REGION_BASE_URLS[region].removeprefix("https://") in label

@@ -225,6 +225,58 @@ def test_bulk_fails_over_max_failures_and_pushes_the_report() -> None:
     assert report["rows"][0] == [0, "failed", "rejected (422): Validation failed: Badge template not found"]
 
 
+def _post_for(email: str, status: int, body: dict[str, Any]) -> None:
+    from responses import matchers
+
+    match = [matchers.json_params_matcher({"recipient_email": email}, strict_match=False)]
+    responses.post(BADGES, json=body, status=status, match=match)
+
+
+INVALID = {
+    "data": {
+        "message": "Validation failed: Expires at must be after issued at",
+        "errors": [{"attribute": "expires_at", "messages": ["must be after issued at"]}],
+    },
+    "metadata": {},
+}
+
+
+@responses.activate
+def test_bulk_fails_for_good_only_when_no_failure_is_transient() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    _post_for("u0@example.com", 422, INVALID)
+    _post_for("u1@example.com", 201, {"data": badge("b1", "u1@example.com")})
+    _post_for("u2@example.com", 503, {"data": {"message": "busy"}})
+    responses.get(BADGES, json={"data": [], "metadata": {"next_page_url": None}})
+    rows = bulk_rows(3)
+
+    def run(rows: list[dict[str, Any]], max_failures: int) -> tuple[BaseException, dict[str, Any]]:
+        op = CredlyBulkIssueBadgesOperator(
+            task_id="bulk",
+            rows=rows,
+            column_mapping=MAPPING,
+            defaults={"badge_template_id": "tpl"},
+            max_failures=max_failures,
+            workers=1,
+        )
+        context = ctx()
+        with pytest.raises(AirflowException) as info:
+            op.execute(context)
+        return info.value, context["ti"].pushed["report"]
+
+    # the 422 would be met again: no retry, and the report still names the issued and the failed row
+    error, report = run([rows[1], rows[0]], max_failures=0)
+    assert isinstance(error, AirflowFailException) and "a retry cannot fix" in str(error)
+    assert report["rows"][0] == [0, "issued", "b1"]
+    assert report["rows"][1][:2] == [1, "failed"]
+    assert "Expires at must be after issued at" in report["rows"][1][2]
+    # with the 503 of another row among the failures a retry may help: retryable
+    error, report = run(rows, max_failures=1)
+    assert not isinstance(error, AirflowFailException)
+    assert (report["failed"], report["issued"]) == (2, 1)
+
+
 def test_bulk_needs_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="exactly one of rows or sql"):
         CredlyBulkIssueBadgesOperator(task_id="b").execute(ctx())
@@ -260,6 +312,29 @@ def test_revoke_follow_replacement_and_failure_threshold() -> None:
     with pytest.raises(AirflowException, match="1 of 1 badge"):
         CredlyRevokeBadgeOperator(task_id="r", badge_ids=["old"], reason="x").execute(context)
     assert context["ti"].pushed["report"]["failed"] == 1
+
+
+@responses.activate
+def test_revoke_and_replace_fail_for_good_on_errors_a_retry_cannot_fix() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    responses.put(f"{BADGES}/old/revoke", json=REVOKE_REPLACED, status=422)
+    responses.put(f"{BADGES}/busy/revoke", json={"data": {"message": "busy"}}, status=503)
+    with pytest.raises(AirflowFailException, match="1 of 1 badge"):
+        CredlyRevokeBadgeOperator(task_id="r", badge_ids=["old"], reason="x").execute(ctx())
+    # a transient failure among them keeps the task retryable; ids not attempted do not count
+    with pytest.raises(AirflowException, match="2 of 2 badge") as info:
+        CredlyRevokeBadgeOperator(task_id="r", badge_ids=["old", "busy"], reason="x", max_failures=1).execute(
+            ctx()
+        )
+    assert not isinstance(info.value, AirflowFailException)
+    with pytest.raises(AirflowFailException, match="3 of 3 badge"):
+        CredlyRevokeBadgeOperator(task_id="r", badge_ids=["old", "busy", "x"], reason="x", workers=1).execute(
+            ctx()
+        )
+    responses.post(f"{BADGES}/old/replace", json={"data": {"message": "Unauthorized"}}, status=401)
+    with pytest.raises(AirflowFailException, match="badge old not replaced"):
+        CredlyReplaceBadgeOperator(task_id="p", badge_id="old", badge_template_id="tpl").execute(ctx())
 
 
 @responses.activate

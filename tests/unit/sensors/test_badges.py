@@ -5,31 +5,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
+from airflow_provider_credly.client.errors import ServerError
 from airflow_provider_credly.sensors.badges import CredlyBadgeSensor
 from airflow_provider_credly.testing.emulator import EmulatorState, run_emulator
 from airflow_provider_credly.triggers.badges import CredlyBadgeTrigger
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 
 
 @pytest.fixture
 def emu(monkeypatch):
     emulator = run_emulator(EmulatorState(seed=4, badges=60))
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emulator.base_url,
-        password=emulator.token,
-        extra={"organization_id": emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emulator, backoff_max=0.05)
     yield emulator
     emulator.stop()
 
 
 def _sensor(**kwargs):
-    return CredlyBadgeSensor(task_id="wait", poke_interval=0.1, timeout=30, **kwargs)
+    return CredlyBadgeSensor(task_id="wait", **{"poke_interval": 0.1, "timeout": 30, **kwargs})
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,60 @@ def test_execute_complete_outcomes():
         sensor.execute_complete({}, {"status": "error", "message": "boom"})
     with pytest.raises(AirflowException, match="unexpected event"):
         sensor.execute_complete({}, None)
+
+
+def _bad_token(monkeypatch, emu):
+    connect_credly(
+        monkeypatch, emu, token="wrong-token-0000", max_retries=0, backoff_base=None, backoff_max=None
+    )
+
+
+@pytest.mark.parametrize("flags", [{}, {"soft_fail": True}, {"silent_fail": True}])
+def test_a_401_fails_the_sensor_for_good_in_every_mode(emu, monkeypatch, flags):
+    _bad_token(monkeypatch, emu)
+    # poke mode: neither "not yet" (silent_fail) nor a skip (soft_fail), and not retried
+    with pytest.raises(AirflowFailException, match="401"):
+        _sensor(filters={"state": "accepted"}, **flags).execute({})
+    with pytest.raises(AirflowFailException, match="401"):
+        _sensor(filters={"state": "accepted"}, deferrable=True, **flags).execute({})
+    assert emu.state.request_count("GET", "badges.list") == 2  # one poke each: no wait for a 401
+
+
+def test_invalid_input_fails_for_good_even_with_soft_fail(emu):
+    with pytest.raises(AirflowFailException, match="unknown filter") as info:
+        _sensor(filters={"colour": "red"}, soft_fail=True).execute({})
+    assert isinstance(info.value, ValueError)  # still the validation error it was
+    # never_fail asks for a skip of any failure: it keeps it
+    with pytest.raises(AirflowSkipException):
+        _sensor(filters={"colour": "red"}, never_fail=True).execute({})
+
+
+def test_transient_errors_keep_the_sensors_behaviour(emu):
+    emu.set_faults(error_rate=1.0, fail_paths="/badges")
+    sensor = _sensor(filters={"state": "accepted"}, timeout=0.3)
+    with pytest.raises(ServerError) as info:
+        sensor.execute({})
+    assert not isinstance(info.value, AirflowFailException)  # retryable
+    # silent_fail: a 5xx is "not yet", until the wait runs out (soft_fail then skips)
+    with pytest.raises(AirflowSensorTimeout):
+        _sensor(filters={"state": "accepted"}, timeout=0.3, silent_fail=True).execute({})
+    with pytest.raises(AirflowSkipException):
+        _sensor(filters={"state": "accepted"}, timeout=0.3, silent_fail=True, soft_fail=True).execute({})
+
+
+def test_a_permanent_trigger_error_fails_for_good_after_the_deferral():
+    permanent = {"status": "error", "message": "AuthenticationError: 401", "permanent": True}
+    transient = {"status": "error", "message": "ServerError: 503", "permanent": False}
+    for flags in ({}, {"soft_fail": True}):
+        sensor = _sensor(deferrable=True, **flags)
+        with pytest.raises(AirflowFailException, match="401"):
+            sensor.resume_execution("execute_complete", {"event": permanent}, {})
+    with pytest.raises(AirflowException) as info:
+        _sensor(deferrable=True).resume_execution("execute_complete", {"event": transient}, {})
+    assert not isinstance(info.value, AirflowFailException)
+    # soft_fail still skips a transient error and a wait that ran out
+    for event in (transient, {"status": "timeout", "message": "late"}):
+        with pytest.raises(AirflowSkipException):
+            _sensor(deferrable=True, soft_fail=True).resume_execution(
+                "execute_complete", {"event": event}, {}
+            )

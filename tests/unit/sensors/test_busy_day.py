@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow_provider_credly.client.credly import CredlyClient
 from airflow_provider_credly.sensors.badges import CredlyBadgeSensor
 from airflow_provider_credly.testing.emulator import EmulatorState, RunningEmulator, run_emulator
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 SINCE = DAY + timedelta(hours=12)
@@ -49,14 +49,7 @@ class BusyDay:
 def day(monkeypatch: pytest.MonkeyPatch) -> Iterator[BusyDay]:
     busy = BusyDay()
     emu = busy.emulator
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host=emu.base_url,
-        password=emu.token,
-        extra={"organization_id": emu.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emu, backoff_max=0.05)
     yield busy
     emu.stop()
 

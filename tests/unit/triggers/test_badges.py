@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_credly.testing.emulator import EmulatorState, run_emulator
 from airflow_provider_credly.triggers.badges import CredlyBadgeTrigger, badge_event, badge_filter
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 
 KWARGS = {
     "credly_conn_id": "credly_test",
@@ -62,14 +62,7 @@ def test_badge_event_shape():
 def emulator_conn(monkeypatch):
     state = EmulatorState(seed=3, badges=30)
     emu = run_emulator(state)
-    set_connection(
-        monkeypatch,
-        "credly_test",
-        conn_type="credly",
-        host=emu.base_url,
-        password=emu.token,
-        extra={"organization_id": emu.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emu, "credly_test", backoff_max=0.05)
     yield emu
     emu.stop()
 
@@ -147,16 +140,28 @@ def test_run_times_out_at_the_absolute_deadline(emulator_conn):
 
 
 def test_run_reports_api_errors_as_an_error_event(emulator_conn, monkeypatch):
-    set_connection(
+    connect_credly(
         monkeypatch,
+        emulator_conn,
         "credly_test",
-        conn_type="credly",
-        host=emulator_conn.base_url,
-        password="wrong-token-123",
-        extra={"organization_id": emulator_conn.org_id, "max_retries": 0},
+        token="wrong-token-123",
+        max_retries=0,
+        backoff_base=None,
+        backoff_max=None,
     )
     trigger = CredlyBadgeTrigger(credly_conn_id="credly_test", filter_text=None, poll_interval=0.1)
     payload, _ = asyncio.run(_collect(trigger))
     assert payload["status"] == "error"
     assert "AuthenticationError" in payload["message"]
     assert "wrong-token-123" not in payload["message"]
+    assert payload["permanent"] is True  # a retry of the sensor cannot fix a 401
+    # the trigger's per-poll hook sent no token look-up of its own (the sensor warns itself)
+    assert emulator_conn.state.request_count("GET", "authorization_tokens.list") == 0
+
+
+def test_a_server_error_event_is_not_permanent(emulator_conn):
+    emulator_conn.set_faults(error_rate=1.0, fail_paths="/badges")
+    trigger = CredlyBadgeTrigger(credly_conn_id="credly_test", filter_text=None, poll_interval=0.1)
+    payload, _ = asyncio.run(_collect(trigger))
+    assert payload["status"] == "error" and "ServerError" in payload["message"]
+    assert payload["permanent"] is False

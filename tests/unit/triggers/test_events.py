@@ -19,7 +19,7 @@ from airflow_provider_credly.triggers.events import (
     event_payload,
     read_new_events,
 )
-from tests.conftest import set_connection
+from tests.conftest import connect_credly
 
 KWARGS = {
     "credly_conn_id": "credly_test",
@@ -70,14 +70,7 @@ def clock():
 @pytest.fixture
 def emu(monkeypatch, clock):
     emulator = run_emulator(EmulatorState(seed=5, badges=20, clock=clock))
-    set_connection(
-        monkeypatch,
-        "credly_test",
-        conn_type="credly",
-        host=emulator.base_url,
-        password=emulator.token,
-        extra={"organization_id": emulator.org_id, "backoff_base": 0.01, "backoff_max": 0.05},
-    )
+    connect_credly(monkeypatch, emulator, "credly_test", backoff_max=0.05)
     yield emulator
     emulator.stop()
 
@@ -352,14 +345,7 @@ def test_run_stores_a_baseline_at_once(emu):
 
 def test_run_outlives_server_errors(emu, monkeypatch):
     # no client retries: each 5xx reaches the trigger, which tries again at its next poll
-    set_connection(
-        monkeypatch,
-        "credly_test",
-        conn_type="credly",
-        host=emu.base_url,
-        password=emu.token,
-        extra={"organization_id": emu.org_id, "max_retries": 0},
-    )
+    connect_credly(monkeypatch, emu, "credly_test", max_retries=0, backoff_base=None, backoff_max=None)
     emu.set_faults(error_rate=1.0, fail_paths="/events", max_faults=3)
     _issue(emu.state, 1)
     trigger = CredlyEventTrigger(

@@ -69,6 +69,81 @@ def test_incremental_since_uses_the_interval_start_minus_overlap():
     assert incremental_since(None, timedelta(days=1)) is None
 
 
+def _checkpoint(status, max_updated_at=None, **request):
+    import json
+
+    from airflow_provider_credly.warehouse.checkpoint import Checkpoint
+
+    fingerprint = json.dumps(
+        {
+            "endpoint": "high_volume_issued_badge_search",
+            "organization_id": "org",
+            "table": "credly_badges",
+            "badge_format": "default",
+            "filter": None,
+            "watermark": None,
+            "watermark_filter": None,
+            **request,
+        },
+        sort_keys=True,
+    )
+    # a sliced load's fingerprint carries its plan after the request
+    return Checkpoint(
+        "k",
+        fingerprint + '\nslices=[["2024-01-01", null]]',
+        "load-1",
+        status,
+        pages=2,
+        max_updated_at=max_updated_at,
+    )
+
+
+def test_without_a_data_interval_the_bound_comes_from_the_last_load_of_the_same_request():
+    from airflow_provider_credly.transfers.base import incremental_bound
+
+    day = timedelta(days=1)
+    done = _checkpoint("done", "2026-11-30T23:10:00.000Z")
+    since, source = incremental_bound(None, day, previous=done)
+    assert (since, "newest updated_at 2026-11-30T23:10:00.000Z" in source) == ("2026-11-29", True)
+    # an interval or an explicit watermark still wins
+    assert incremental_bound(datetime(2026, 3, 2, tzinfo=UTC), day, previous=done)[0] == "2026-03-01"
+    assert incremental_bound(None, day, "2026-01-05", previous=done)[0] == "2026-01-05"
+    # a completed load that wrote nothing, or an unfinished one: the bound that load used (so it resumes)
+    empty = _checkpoint("done", None, watermark="2026-11-20", watermark_filter="updated_at_min")
+    assert incremental_bound(None, day, previous=empty)[0] == "2026-11-20"
+    running = _checkpoint("running", "2026-11-30T23:10:00.000Z", watermark="2026-11-25")
+    assert incremental_bound(None, day, previous=running) == (
+        "2026-11-25",
+        "no data interval: the bound of the last unfinished load",
+    )
+    assert incremental_bound(None, day, previous=_checkpoint("running"))[0] is None
+    assert incremental_bound(None, day)[0] is None
+
+
+def test_previous_load_must_have_the_same_table_format_and_filters():
+    op = _op(mode="incremental", filters={"state": "accepted"})
+    same = _checkpoint(
+        "done",
+        "2026-11-30T23:10:00Z",
+        filter="state::accepted|updated_at_min::2026-11-20",
+        watermark="2026-11-20",
+        watermark_filter="updated_at_min",
+    )
+    op.saved_checkpoint, op.checkpoint_read = same, True
+    filters, since = op.build_filters({})
+    assert op.previous_load({"state": "accepted"}) is same
+    assert since == "2026-11-29" and filters == {"state": "accepted", "updated_at_min": "2026-11-29"}
+    for other in (
+        _checkpoint("done", "2026-11-30T23:10:00Z", filter="state::pending"),
+        _checkpoint("done", "2026-11-30T23:10:00Z", filter="state::accepted", table="other"),
+        _checkpoint("done", "2026-11-30T23:10:00Z", filter="state::accepted", badge_format="minimal"),
+        _checkpoint("done", "2026-11-30T23:10:00Z", filter="state::accepted", organization_id="org-2"),
+    ):
+        op.saved_checkpoint = other
+        assert op.previous_load({"state": "accepted"}) is None
+        assert op.build_filters({})[1] is None  # not the same load: every badge, as without a checkpoint
+
+
 def test_incremental_filters_carry_the_watermark_and_since_until():
     op = _op(mode="incremental", since="2024-01-01", until="2024-06-30", filters={"state": "accepted"})
     filters, since = op.build_filters({"data_interval_start": datetime(2026, 3, 2, 5, tzinfo=UTC)})
