@@ -23,23 +23,39 @@ CREDLY_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
 }
 
+TIMEOUT_FIELD: dict[str, Any] = {
+    "label": "Read timeout (s)",
+    "description": "Seconds to wait for each answer before the request counts as failed and is retried.",
+    "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
+}
+MAX_RETRIES_FIELD: dict[str, Any] = {
+    "label": "Retries on 429/5xx",
+    "description": "Retries of one request on 429, 5xx and dropped connections (backoff honours "
+    "Retry-After); 0: none.",
+    "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+}
+CONNECT_TIMEOUT_FIELD: dict[str, Any] = {
+    "label": "Connect timeout (s)",
+    "description": "Seconds to wait for the TCP and TLS connection before the attempt counts as failed.",
+    "schema": {"type": ["number", "null"], "default": 10, "minimum": 1},
+}
+VERIFY_FIELD: dict[str, Any] = {
+    "label": "TLS verification",
+    "description": "true: check the server's certificate (the default); a file path: check it against that "
+    "CA bundle; false: do not check (never in production).",
+    "schema": {"type": ["string", "null"], "default": "true"},
+}
+
 CREDLY_CONN_FIELDS: dict[str, Any] = {
     "organization_id": {
         "label": "Organization ID",
         "description": "The Credly organization (a uuid) the tasks act for; empty: operators must name one.",
         "schema": {"type": ["string", "null"]},
     },
-    "timeout": {
-        "label": "Read timeout (s)",
-        "description": "Seconds to wait for each answer before the request counts as failed and is retried.",
-        "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
-    },
-    "max_retries": {
-        "label": "Retries on 429/5xx",
-        "description": "Retries of one request on 429, 5xx and dropped connections (backoff honours "
-        "Retry-After); 0: none.",
-        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
-    },
+    "timeout": TIMEOUT_FIELD,
+    "connect_timeout": CONNECT_TIMEOUT_FIELD,
+    "max_retries": MAX_RETRIES_FIELD,
+    "verify": VERIFY_FIELD,
     "lifetime_days": {
         "label": "Token lifetime (days)",
         "description": "How long Credly authorization tokens live after they are created (180 on Credly).",
@@ -95,17 +111,10 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "account's defaults.",
                 "schema": {"type": ["string", "null"]},
             },
-            "timeout": {
-                "label": "Read timeout (s)",
-                "description": "Seconds to wait for each answer before the request counts as failed and is "
-                "retried.",
-                "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
-            },
-            "max_retries": {
-                "label": "Retries on 429/5xx",
-                "description": "Retries of one request on 429, 5xx and dropped connections; 0: none.",
-                "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
-            },
+            "timeout": TIMEOUT_FIELD,
+            "connect_timeout": CONNECT_TIMEOUT_FIELD,
+            "max_retries": MAX_RETRIES_FIELD,
+            "verify": VERIFY_FIELD,
         },
         "ui-field-behaviour": {
             "hidden-fields": ["schema"],

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -493,6 +493,99 @@ def _fields_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
 
 _RAW_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 
+#: the msgspec types that decode a column's JSON value exactly as PostgreSQL's ``COPY`` text takes it
+#: (any other JSON type for the column fails the decode: the page then takes the general path)
+_COPY_READY_TYPES: Mapping[str, Any] = {
+    "text": str | None,
+    "timestamp": str | None,
+    "bool": bool | None,
+    "int": int | None,
+}
+
+
+@dataclass(frozen=True)
+class _TypedRecords:
+    """Decodes a page straight into the COPY values of the columns that have a path.
+
+    :ivar decoder: decodes a JSON array of records into nested structs typed by :data:`_COPY_READY_TYPES`.
+    :ivar flatten: one record's struct to its column values, in the order of :attr:`columns`.
+    :ivar columns: indexes into ``spec.columns`` of the values :attr:`flatten` returns.
+    """
+
+    decoder: msgspec.json.Decoder[Any]
+    flatten: Callable[[Any], tuple[Any, ...]]
+    columns: tuple[int, ...]
+
+
+def _typed_records(columns: Sequence[Column]) -> _TypedRecords | None:
+    """The :class:`_TypedRecords` of ``columns``, or ``None`` when a kind has no ready type (``json``) or a
+    path is both a value and an object (the general path handles those)."""
+    tree: dict[str, Any] = {}
+    for i, c in enumerate(columns):
+        if not c.path:
+            continue
+        if c.kind not in _COPY_READY_TYPES:
+            return None
+        node = tree
+        for part in c.path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return None
+        if c.path[-1] in node:
+            return None
+        node[c.path[-1]] = i
+    order: list[int] = []
+    struct, flatten = _node_struct(tree, columns, order)
+    return _TypedRecords(msgspec.json.Decoder(list[struct]), flatten, tuple(order))  # type: ignore[valid-type]
+
+
+def _node_struct(
+    node: Mapping[str, Any], columns: Sequence[Column], order: list[int]
+) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+    """A struct type for one object of the column paths (its values first, then its objects) and the
+    function flattening it; appends the columns it yields to ``order``."""
+    leaves = [(name, i) for name, i in node.items() if isinstance(i, int)]
+    objects = [(name, child) for name, child in node.items() if not isinstance(child, int)]
+    fields: list[tuple[str, Any, Any]] = []
+    for n, (_name, i) in enumerate(leaves):
+        fields.append((f"f{n}", _COPY_READY_TYPES[columns[i].kind], None))
+        order.append(i)
+    flatteners = []
+    for n, (_name, child) in enumerate(objects, start=len(leaves)):
+        sub, sub_flatten = _node_struct(child, columns, order)
+        fields.append((f"f{n}", sub | None, None))
+        flatteners.append(sub_flatten)
+    names = [name for name, _ in leaves] + [name for name, _ in objects]
+    struct = msgspec.defstruct(
+        "CopyFields", fields, rename={f[0]: name for f, name in zip(fields, names, strict=True)}, gc=False
+    )
+    nones: tuple[Any, ...] = (None,) * _width(node)
+    n_leaves = len(leaves)
+    astuple = msgspec.structs.astuple
+
+    if not flatteners:
+
+        def flatten(value: Any) -> tuple[Any, ...]:
+            return nones if value is None else astuple(value)
+
+    else:
+
+        def flatten(value: Any) -> tuple[Any, ...]:
+            if value is None:
+                return nones
+            values = astuple(value)
+            out = values[:n_leaves]
+            for k, sub_flatten in enumerate(flatteners):
+                out += sub_flatten(values[n_leaves + k])
+            return out
+
+    return struct, flatten
+
+
+def _width(node: Mapping[str, Any]) -> int:
+    """How many column values an object of the column paths holds (its own and its objects')."""
+    return sum(1 if isinstance(v, int) else _width(v) for v in node.values())
+
 
 def _as_text(value: Any) -> str:
     """A JSON value as PostgreSQL's ``->>`` gives it: strings as they are, anything else as JSON text."""
@@ -528,6 +621,17 @@ class PostgresWriter(SqlWriter):
         self._fields = tuple(dict.fromkeys(c.path[0] for c in spec.columns if c.path))
         index = {name: i for i, name in enumerate(self._fields)}
         self._getters = [(index[c.path[0]], c.path[1:], c.kind) if c.path else None for c in spec.columns]
+        # the typed decode gives the columns with a path in its own order: the COPY names them in that order
+        # (then the raw columns), and the general path's rows are put in the same order
+        self._typed = _typed_records(spec.columns)
+        pathless = tuple(i for i, c in enumerate(spec.columns) if not c.path)
+        self._order = (
+            (*self._typed.columns, *pathless) if self._typed is not None else tuple(range(len(spec.columns)))
+        )
+        self._pathless = len(pathless)
+        self._copy_names = ", ".join(
+            [spec.columns[i].name for i in self._order] + [c.name for c in LOAD_COLUMNS]
+        )
 
     def _values(self, fields: Sequence[Any], raw: str | None) -> list[Any]:
         out: list[Any] = []
@@ -554,6 +658,37 @@ class PostgresWriter(SqlWriter):
         """The table rows of one page text: typed values, the raw text (or ``None``), the load columns."""
         if "\\u0000" in text:  # text and jsonb cannot hold NUL characters: dropped (rare, so checked lazily)
             text = _json(_strip_nul(decode_records(text)))
+        typed = self._typed
+        if typed is not None:
+            try:
+                records: list[Any] | None = typed.decoder.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError):  # a value of another type: the general path
+                records = None
+            if records is not None:
+                yield from self._typed_rows(typed, records, text, extra)
+                return
+        order = self._order
+        for row in self._general_rows(text):
+            yield (*(row[i] for i in order), *extra) if typed is not None else (*row, *extra)
+
+    def _typed_rows(
+        self, typed: _TypedRecords, records: list[Any], text: str, extra: tuple[Any, ...]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows from the typed decode: each record's values are ready for ``COPY`` as msgspec gives them
+        (two C calls per record instead of a Python step per value)."""
+        flatten = typed.flatten
+        if self.store_raw:
+            raws = [bytes(r).decode() for r in _RAW_DECODER.decode(text)]
+            for record, raw in zip(records, raws, strict=True):
+                yield flatten(record) + (raw,) * self._pathless + extra
+        else:
+            tail = (None,) * self._pathless + extra
+            for record in records:
+                yield flatten(record) + tail
+
+    def _general_rows(self, text: str) -> Iterator[list[Any]]:
+        """Rows (in ``spec.columns`` order) of a page whose values are not all of their column's JSON type:
+        each value converted in Python as PostgreSQL's ``->>`` gives it."""
         try:
             heads: list[Any] = _fields_decoder(self._fields).decode(text)
             values = [msgspec.structs.astuple(h) for h in heads]
@@ -563,7 +698,7 @@ class PostgresWriter(SqlWriter):
             values = [tuple(item.get(f) for f in self._fields) for item in items]
             raws = [_json(item) for item in items] if self.store_raw else None
         for i, fields in enumerate(values):
-            yield (*self._values(fields, raws[i] if raws is not None else None), *extra)
+            yield self._values(fields, raws[i] if raws is not None else None)
 
     def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
         """``COPY`` the batch's rows into the table (append-only) or into the staging table, then
@@ -575,13 +710,13 @@ class PostgresWriter(SqlWriter):
         extra = self._meta_values(meta)
         rows = (row for text in texts for row in self._rows(text, extra))
         if self.append_only:
-            self._copy_rows(self.table, names, rows)
+            self._copy_rows(self.table, self._copy_names, rows)
         else:
             if not self._staged:
                 self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} (LIKE {self.table})")
                 self._staged = True
             self.execute(f"TRUNCATE {self.stage}")
-            self._copy_rows(self.stage, names, rows)
+            self._copy_rows(self.stage, self._copy_names, rows)
             self.execute(
                 f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {self.stage} "
                 f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}"
