@@ -81,8 +81,10 @@ def test_example_dag_runs_end_to_end(environment, dag_id):
         with duckdb.connect(str(warehouse), read_only=True) as con:
             employees = con.execute("select count(*) from credly_employees").fetchone()[0]
             events = con.execute("select count(*) from credly_events").fetchone()[0]
+            templates = con.execute("select count(*) from credly_badge_templates").fetchone()[0]
         assert employees == len(credly.state.employees)
         assert events == len(credly.state.events) > 0
+        assert templates == len(credly.state.templates) > 0
 
 
 def test_event_driven_example_records_emulator_events_idempotently(environment):
