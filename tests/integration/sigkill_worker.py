@@ -3,7 +3,9 @@
 ``python sigkill_worker.py '<settings JSON>'``: runs ``CredlyBadgesToSqlOperator.execute`` with the connections
 of the ``AIRFLOW_CONN_*`` environment variables and reports on stdout, one flushed line each:
 
-* ``COMMITTED <pages> <rows> <status>`` after every committed batch;
+* ``COMMITTED <pages> <rows> <status>`` after every committed batch; for a sliced load
+  (``settings["parallel_cursors"]`` above 1) followed by ``SLICES <fetched> <running>``: how many slices have a
+  committed checkpoint, finished or mid-cursor (a slice with no committed page has none);
 * ``AT <point> <n>`` when ``settings["stop_at"]`` is ``"<point>:<n>"`` and that point of batch ``n`` is reached;
   the worker then waits there forever (the test kills it). Points: ``write`` (the batch written, not
   committed), ``save`` (its checkpoint row replaced, not committed), ``commit`` (just committed, before the
@@ -34,7 +36,7 @@ def _say(*parts: object) -> None:
 def main(settings: dict[str, Any]) -> None:
     import airflow_provider_credly.transfers.base as base
     from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOperator
-    from airflow_provider_credly.warehouse.checkpoint import CheckpointStore
+    from airflow_provider_credly.warehouse.checkpoint import CheckpointStore, slice_key
 
     stop_at = settings.get("stop_at")  # "point:n"
     hold_at = settings.get("hold_at")  # "point:n"
@@ -55,6 +57,8 @@ def main(settings: dict[str, Any]) -> None:
             sys.stdin.readline()  # the test says when to go on
 
     batch_saved = False  # a batch's checkpoint was saved since the last commit
+    slice_prefix = slice_key(settings["checkpoint_key"], "")
+    slices: dict[str, str] = {}  # a sliced load's slice checkpoints saved so far: status by key
 
     make_writer = getattr(base, "writer_for")  # patched below, in this process only
 
@@ -92,7 +96,9 @@ def main(settings: dict[str, Any]) -> None:
     def save_checkpoint(self: CheckpointStore, checkpoint: Any) -> None:
         nonlocal batch_saved
         save(self, checkpoint)
-        if checkpoint.status == "done":
+        if checkpoint.key.startswith(slice_prefix):  # saved with its load's checkpoint, in the same commit
+            slices[checkpoint.key] = checkpoint.status
+        elif checkpoint.status == "done":
             reached("save-done")
         elif checkpoint.pages > 0:  # not the fresh checkpoint of a new load
             batch_saved = True
@@ -107,6 +113,9 @@ def main(settings: dict[str, Any]) -> None:
     class ReportingBadgesToSql(CredlyBadgesToSqlOperator):
         def after_batch_committed(self, checkpoint: Any) -> None:
             _say("COMMITTED", checkpoint.pages, checkpoint.rows, checkpoint.status)
+            if slices:
+                fetched = sum(status != "running" for status in slices.values())
+                _say("SLICES", fetched, len(slices) - fetched)
 
     op = ReportingBadgesToSql(
         task_id="load",
@@ -119,6 +128,7 @@ def main(settings: dict[str, Any]) -> None:
         page_queue_size=int(settings.get("page_queue_size", 1)),
         checkpoint_key=settings["checkpoint_key"],
         parallel_cursors=int(settings.get("parallel_cursors", 1)),
+        min_slice_badges=int(settings.get("min_slice_badges", 1_000)),
     )
 
     class TI:

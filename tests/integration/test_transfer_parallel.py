@@ -12,7 +12,6 @@ import duckdb
 import psycopg
 import pytest
 
-from airflow_provider_credly.client.filters import parse_filter
 from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOperator
 from tests.conftest import POSTGRES_DSN
 from tests.integration.transfer_support import (
@@ -21,8 +20,10 @@ from tests.integration.transfer_support import (
     assert_table_matches,
     badge_select,
     change_some_badges,
+    cursor_requests_by_slice,
     emulator_fixture,  # noqa: F401  (the ``emulator`` fixture)
     expected_badges,
+    slice_filter,
 )
 
 pytestmark = [pytest.mark.integration]
@@ -77,20 +78,6 @@ def _op(warehouse: Warehouse, cls: type[CredlyBadgesToSqlOperator] = CredlyBadge
     return cls(**settings)
 
 
-def _slice_of(filter_text: str) -> tuple[str | None, str | None]:
-    flt = parse_filter(filter_text) if filter_text else {}
-    return flt.get("created_at_min"), flt.get("created_at_max")
-
-
-def _cursor_requests(emulator) -> dict[tuple[str | None, str | None], int]:
-    """High-volume requests served so far, by slice (its created_at bounds)."""
-    counts: dict[tuple[str | None, str | None], int] = {}
-    for text, n in emulator.state.stats()["cursor_by_filter"].items():
-        bounds = _slice_of(text)
-        counts[bounds] = counts.get(bounds, 0) + n
-    return counts
-
-
 def test_four_cursors_load_every_badge_once(emulator, warehouse):
     result = _op(warehouse, prune=True).execute({})
     assert result["parallel_cursors"] == 4
@@ -101,7 +88,7 @@ def test_four_cursors_load_every_badge_once(emulator, warehouse):
     assert len(rows) == N_BADGES
     assert_table_matches(rows, expected_badges(emulator.state, "minimal"))
     # every slice was read by its own cursor, each page once (no faults, so no retry)
-    per_slice = _cursor_requests(emulator)
+    per_slice = cursor_requests_by_slice(emulator)
     assert per_slice.pop((None, None)) == 1  # the planner's page-size probe: the whole cursor's first page
     assert len(per_slice) == result["slices"]
     assert sum(per_slice.values()) == result["pages"]
@@ -141,12 +128,12 @@ def test_kill_mid_load_then_retry_resumes_every_slice(emulator, warehouse):
     )[0]
     plan = [tuple(b) for b in json.loads(fingerprint.partition("\nslices=")[2])]  # the plan is in it
     assert len(plan) >= 4
-    before = _cursor_requests(emulator)
+    before = cursor_requests_by_slice(emulator)
 
     result = _op(warehouse, KilledOnce, prune=True).execute({})  # the retry
     assert result["resumed"] is True
     assert result["slices_skipped"] == len(finished)
-    after = _cursor_requests(emulator)
+    after = cursor_requests_by_slice(emulator)
     for i, bounds in enumerate(plan):
         key = f"{KEY}/slice-{i}"
         pages = max(1, -(-_badges_in(emulator, bounds) // PAGE))
@@ -165,9 +152,7 @@ def test_kill_mid_load_then_retry_resumes_every_slice(emulator, warehouse):
 
 def _badges_in(emulator, bounds: tuple[str | None, str | None]) -> int:
     """How many badges a slice holds (the emulator's own count)."""
-    since, until = bounds
-    parts = [f"{k}::{v}" for k, v in (("created_at_min", since), ("created_at_max", until)) if v is not None]
-    return emulator.state.list_badges("|".join(parts) or None, None, 1, 1)[1]
+    return emulator.state.list_badges(slice_filter(bounds), None, 1, 1)[1]
 
 
 def test_429_storm_finishes_exact(emulator, warehouse):

@@ -7,7 +7,9 @@ allows one writing process per file, so the file is opened only once the worker 
 ``SIGKILL`` at a chosen step (a batch written but not committed, its checkpoint saved but not committed, just
 committed, the final checkpoint...) or while it streams, checks what survived is consistent (the committed
 checkpoint matches the committed rows; DuckDB's WAL replays), then runs the transfer again and checks every
-badge of the emulator is in the table exactly once, with the checkpoint ``done``.
+badge of the emulator is in the table exactly once, with the checkpoint ``done``. A sliced load
+(``parallel_cursors=4``) is killed while its cursors stream: the rerun resumes every slice from its own committed
+checkpoint and fetches no finished slice again (the emulator counts cursor requests per slice).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from tests.integration.transfer_support import (
     assert_table_matches,
     badge_select,
     change_some_badges,
+    cursor_requests_by_slice,
     expected_badges,
+    slice_badge_ids,
 )
 
 pytestmark = [pytest.mark.integration]
@@ -131,6 +135,25 @@ class Warehouse:
         assert len(rows) <= 1, f"checkpoint rows: {rows}"
         return rows[0] if rows else None
 
+    def slice_checkpoints(self) -> dict[int, tuple[str, int, int]]:
+        """``{slice index: (status, pages, rows)}`` of a sliced load's slices that have a checkpoint."""
+        prefix = f"{KEY}/slice-"
+        rows = self.query(
+            "SELECT transfer_key, status, pages, rows FROM credly_transfer_checkpoints "
+            f"WHERE transfer_key LIKE '{prefix}%'"
+        )
+        return {int(r[0][len(prefix) :]): (str(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    def plan(self) -> list[tuple[str | None, str | None]]:
+        """The slices' ``(since, until)`` saved in the load's fingerprint (with its first commit)."""
+        (row,) = self.query(
+            f"SELECT fingerprint FROM credly_transfer_checkpoints WHERE transfer_key = '{KEY}'"
+        )
+        return [(lo, hi) for lo, hi in json.loads(str(row[0]).partition("\nslices=")[2])]
+
+    def ids(self) -> set[str]:
+        return {str(r[0]) for r in self.query(f"SELECT id FROM {TABLE}")}
+
     def counts(self) -> tuple[int, int, int]:
         """Rows, distinct ids and distinct load ids of the badge table."""
         (row,) = self.query(f"SELECT COUNT(*), COUNT(DISTINCT id), COUNT(DISTINCT _load_id) FROM {TABLE}")
@@ -212,11 +235,14 @@ def start(tmp_path: Path, warehouse: Warehouse, emulator) -> Iterator[Any]:
             worker.proc.wait()
 
 
-def assert_exact(warehouse: Warehouse, emulator: Any) -> None:
-    """Every badge of the emulator exactly once, with the values it lists now, and the checkpoint done."""
+def assert_exact(warehouse: Warehouse, emulator: Any, pages: int | None = None) -> None:
+    """Every badge of the emulator exactly once, with the values it lists now, and the checkpoint done after
+    ``pages`` (default: the pages of one cursor over every badge)."""
     expected = expected_badges(emulator.state, "minimal")
-    status, pages, rows, _ = warehouse.checkpoint() or (None, None, None, None)
-    assert (status, pages, rows) == ("done", -(-len(expected) // PAGE), len(expected))
+    if pages is None:
+        pages = -(-len(expected) // PAGE)
+    saved = warehouse.checkpoint() or (None, None, None, None)
+    assert saved[:3] == ("done", pages, len(expected))
     count, distinct, loads = warehouse.counts()
     assert count == distinct == len(expected)
     assert loads == 1  # the rerun continued the killed load
@@ -401,3 +427,93 @@ def test_sigkill_inside_the_merge_statement_then_rerun_is_exact(start, warehouse
     result = start().result()
     assert (result["resumed"], result["resumed_at_page"]) == (True, 2 * PAGES_PER_BATCH)
     assert_exact(warehouse, emulator)
+
+
+#: the sliced load: 4 cursors over 7 slices of 400+ badges (at least 4 cursor pages each: 3,000 badges hold 7),
+#: committed every 2 pages; each request costs a few ms, so slices finish one by one while the others stream
+CURSORS = 4
+SLICED = {"parallel_cursors": CURSORS, "min_slice_badges": 1, "batch_rows": 2 * PAGE}
+SLICED_LATENCY_MS = 10
+
+
+def _wait_until_idle(emulator: Any) -> None:
+    """Wait until the emulator has closed the killed worker's connections: its requests in flight are then
+    counted (or never will be), so the requests counted afterwards are the rerun's."""
+    deadline = time.monotonic() + WAIT_S  # a guard against a stuck handler, not a timing assertion
+    while emulator.server.open_connections():
+        assert time.monotonic() < deadline, "the emulator kept the killed worker's connections open"
+        time.sleep(0.01)
+
+
+def assert_slices_consistent(
+    warehouse: Warehouse, emulator: Any
+) -> tuple[list[tuple[str | None, str | None]], dict[int, tuple[str, int, int]], str]:
+    """What a killed sliced load left: the plan in the load's checkpoint, and each slice's committed checkpoint
+    matching its committed rows (the first ``rows`` badges of its cursor, ``pages`` pages of them); the load's
+    checkpoint adds them up. Returns the plan, the slice checkpoints and the load id."""
+    status, pages, rows, load_id = warehouse.checkpoint() or (None, 0, 0, None)
+    assert status == "running"
+    plan = warehouse.plan()
+    assert len(plan) >= CURSORS  # the plan was saved with the first commit
+    saved = warehouse.slice_checkpoints()
+    assert set(saved) <= set(range(len(plan)))
+    table = warehouse.ids()
+    count, distinct, loads = warehouse.counts()
+    assert count == distinct == len(table) == rows == sum(cp[2] for cp in saved.values())
+    assert pages == sum(cp[1] for cp in saved.values())
+    assert loads == 1
+    for i, bounds in enumerate(plan):
+        order = slice_badge_ids(emulator.state, bounds)
+        cp_status, cp_pages, cp_rows = saved.get(i, ("running", 0, 0))
+        assert table.intersection(order) == set(order[:cp_rows]), (
+            f"slice {i} {bounds}: rows beyond its checkpoint"
+        )
+        assert cp_rows == min(cp_pages * PAGE, len(order)), (i, saved.get(i))
+        assert (cp_status == "fetched") == (cp_rows == len(order)), (i, saved.get(i))
+    return plan, saved, str(load_id)
+
+
+def test_sigkill_a_sliced_load_then_rerun_resumes_every_slice(start, warehouse, emulator):
+    """``parallel_cursors=4`` killed once a slice has finished while others are mid-cursor: the rerun fetches
+    each unfinished slice from its committed checkpoint (its remaining pages, each once), no finished slice
+    again, plans nothing, and ends exact."""
+    emulator.set_faults(latency_ms=SLICED_LATENCY_MS)
+    worker = start(**SLICED)
+    while True:  # the first commit with a finished slice and another one mid-cursor
+        fetched, running = map(int, worker.wait_for("SLICES"))
+        if fetched and running:
+            break
+    worker.sigkill()
+    _wait_until_idle(emulator)
+    assert_wal_left(warehouse)
+    plan, saved, load_id = assert_slices_consistent(warehouse, emulator)
+    finished = {i for i, cp in saved.items() if cp[0] == "fetched"}
+    mid_cursor = {i for i, cp in saved.items() if cp[0] == "running"}
+    assert len(finished) >= fetched, saved  # what the worker reported committed survived the kill
+    assert mid_cursor or len(saved) < len(plan), "every slice had finished before the kill"
+    before = cursor_requests_by_slice(emulator)
+    probes_before = emulator.stats()["by_route"]["GET badges.list"]  # the plan's count probes
+
+    emulator.clear_faults()
+    result = start(**SLICED).result()
+    assert (result["resumed"], result["resumed_at_page"], result["load_id"]) == (
+        True,
+        sum(cp[1] for cp in saved.values()),
+        load_id,
+    )
+    assert (result["slices"], result["slices_skipped"]) == (len(plan), len(finished))
+    after = cursor_requests_by_slice(emulator)
+    # the saved plan was reused: neither its page-size probe (the unfiltered cursor) nor its count probes again
+    assert after.get((None, None), 0) == before.get((None, None), 0)
+    assert emulator.stats()["by_route"]["GET badges.list"] == probes_before
+    total_pages = 0
+    for i, bounds in enumerate(plan):
+        pages = max(1, -(-len(slice_badge_ids(emulator.state, bounds)) // PAGE))
+        total_pages += pages
+        again = after.get(bounds, 0) - before.get(bounds, 0)
+        if i in finished:
+            assert again == 0, f"finished slice {i} {bounds} was fetched again"
+        else:  # from its last committed page on (or its start): the remaining pages, each once
+            assert again == pages - saved.get(i, ("running", 0, 0))[1], (i, bounds, saved.get(i))
+    assert warehouse.slice_checkpoints() == {}  # a finished load keeps only its own checkpoint
+    assert_exact(warehouse, emulator, pages=total_pages)

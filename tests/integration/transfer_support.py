@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_credly.client.filters import parse_filter
 from airflow_provider_credly.testing.emulator import EmulatorState, render, run_emulator
+from airflow_provider_credly.testing.emulator.filters import compile_badge_filter
 from airflow_provider_credly.warehouse.schema import BADGES, extract_row
 from tests.conftest import connect_credly
 from tests.helpers import load_module, run_dag, task_states  # noqa: F401  (re-exported for the tests)
@@ -19,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 N_BADGES = 20_000
 PAGE = 500
+
+#: a slice's ``(created_at_min, created_at_max)``, ``None`` where open
+Bounds = tuple[str | None, str | None]
 
 
 def load_dag_module(name: str) -> Any:
@@ -110,3 +115,28 @@ def change_some_badges(state: EmulatorState) -> dict[str, str]:
         "new1": issued[0],
         "new2": issued[1],
     }
+
+
+def slice_filter(bounds: Bounds) -> str | None:
+    """The badge filter text of a slice (``None``: the whole search)."""
+    since, until = bounds
+    parts = [f"{k}::{v}" for k, v in (("created_at_min", since), ("created_at_max", until)) if v is not None]
+    return "|".join(parts) or None
+
+
+def cursor_requests_by_slice(emulator: Any) -> dict[Bounds, int]:
+    """High-volume cursor requests the emulator served so far, by slice (the created_at bounds of the
+    cursor's filter; ``(None, None)``: the unfiltered cursor)."""
+    counts: dict[Bounds, int] = {}
+    for text, n in emulator.state.stats()["cursor_by_filter"].items():
+        flt = parse_filter(text) if text else {}
+        bounds = (flt.get("created_at_min"), flt.get("created_at_max"))
+        counts[bounds] = counts.get(bounds, 0) + n
+    return counts
+
+
+def slice_badge_ids(state: EmulatorState, bounds: Bounds) -> list[str]:
+    """The ids of a slice in the order its high-volume cursor serves them (``(created_at, id)``)."""
+    flt = compile_badge_filter(state.store, slice_filter(bounds), state.org_id)
+    rows, _ = state.high_volume_page(flt, None, len(state.store.ids) + 1)  # all of them
+    return [state.store.ids[r] for r in rows]

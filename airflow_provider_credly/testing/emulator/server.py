@@ -54,6 +54,11 @@ class EmulatorServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def open_connections(self) -> int:
+        """How many client connections are open now (a test waits for a killed client's to close)."""
+        with self._connections_lock:
+            return len(self._connections)
+
     def close_connections(self) -> None:
         """Abort every open client connection."""
         with self._connections_lock:
