@@ -23,6 +23,8 @@ find_python() {
   return 1
 }
 
+command -v flock >/dev/null || flock() { shift; "$@"; }  # no util-linux: the environments install in turn
+
 # make_env DIR PYTHON CONSTRAINTS: (re)creates DIR when its Python differs, installs when the pins changed
 make_env() {
   local dir=$1 python=$2 constraints=$3 version
@@ -37,7 +39,11 @@ make_env() {
   if [ ! -f "$stamp" ]; then
     echo "Installing airflow-provider-credly and the pins of $constraints into $dir (Python $version) ..."
     "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" pip
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" -e ".[duckdb,postgres,dev]"
+    # every pin first: writes nothing into the checkout, so both environments can install side by side
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$constraints"
+    # the editable install writes airflow_provider_credly.egg-info into the checkout: one at a time
+    flock .bootstrap.lock "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -c "$constraints" -e ".[duckdb,postgres,dev]"
     rm -f "$dir"/.installed-*
     touch "$stamp"
   fi
@@ -75,12 +81,20 @@ if [ "$which_envs" = all ]; then
   ensure_browser &
   browser_pid=$!
 fi
+floor_pid=""
+if [ "$which_envs" != newest ]; then
+  python=${PYTHON_FLOOR:-$(find_python 3.11)}
+  # "all": the floor installs beside the newest (downloads and unpacking overlap on the 2 cores)
+  if [ "$which_envs" = all ] && command -v flock >/dev/null; then
+    make_env .venv-floor "$python" constraints-floor.txt &
+    floor_pid=$!
+  else
+    make_env .venv-floor "$python" constraints-floor.txt
+  fi
+fi
 if [ "$which_envs" != floor ]; then
   python=${PYTHON_NEWEST:-$(find_python 3.13)}
   make_env .venv "$python" constraints.txt
 fi
-if [ "$which_envs" != newest ]; then
-  python=${PYTHON_FLOOR:-$(find_python 3.11)}
-  make_env .venv-floor "$python" constraints-floor.txt
-fi
+[ -z "$floor_pid" ] || wait "$floor_pid"
 [ -z "$browser_pid" ] || wait "$browser_pid"

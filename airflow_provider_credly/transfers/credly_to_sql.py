@@ -144,8 +144,8 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
     :param prune: after an unfiltered full load, delete rows it did not see (deleted or replaced badges).
     :param include_child_tables: also maintain ``<table>_skills`` and ``<table>_evidence``.
     :param page_queue_size: complete write batches the fetch thread may hold ahead of the writer (memory bound:
-        about ``page_queue_size + 2`` batches of ``batch_rows`` records; of 2,500-record chunks when the table
-        holds no row of another load, e.g. a first load, whose batches are then inserted without a delete).
+        about ``page_queue_size + 2`` batches of ``batch_rows`` records; a first load, inserted without a
+        delete, holds as many records in smaller chunks, except into DuckDB, which inserts whole batches).
     :param batch_rows: records per write batch, i.e. per transaction and checkpoint (default 10,000).
     :param checkpoint_key: override the checkpoint key (templated).
     :param store_raw: keep each badge's JSON in the ``raw`` column (default ``True``); ``False`` leaves it

@@ -61,10 +61,17 @@ log = logging.getLogger(__name__)
 BatchHook = Callable[[Checkpoint], None]
 PageOpener = Callable[[str | None], Iterator[Page]]
 
-_APPEND_CHUNK_ROWS = 2_500  # records fetched and inserted at a time by an append-only load
 #: batches a sliced load may write before its plan is complete (their commit waits for the plan) before the
 #: writer waits for the planner: bounds the open transaction
 _BATCHES_BEFORE_PLAN = 4
+
+
+def _chunk_rows(writer: SqlWriter, batch_rows: int) -> int:
+    """Records per ``write`` call: ``batch_rows``, or the writer's :attr:`~SqlWriter.append_chunk_rows` for an
+    append-only load (still committed every ``batch_rows``)."""
+    if writer.append_only and writer.append_chunk_rows:
+        return min(batch_rows, writer.append_chunk_rows)
+    return batch_rows
 
 
 class _Stopped(Exception):
@@ -226,11 +233,10 @@ class TransferRun:
         :raises IncompleteLoadError: the pages ended before the end of their cursor.
         """
         writer, batch_rows = self.writer, self.batch_rows
-        # Append-only loads insert smaller chunks (DuckDB holds less of a statement in memory) and still
-        # commit every ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The
-        # queue holds as many records either way, so a slow commit (a DuckDB checkpoint) does not stall the
-        # fetch thread sooner.
-        chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
+        # Append-only loads may insert smaller chunks (the writer's append_chunk_rows) and still commit every
+        # ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The queue holds as
+        # many records either way, so a slow commit does not stall the fetch thread sooner.
+        chunk_rows = _chunk_rows(writer, batch_rows)
         # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
         pipeline = PagePipeline(
             records_of(open_pages(self.checkpoint.next_url), writer.spec.key),
@@ -343,7 +349,7 @@ class TransferRun:
             self.log.info(
                 "Planning the slices of %s; %d cursors start on them as they are final", writer.table, workers
             )
-        chunk_rows = min(batch_rows, _APPEND_CHUNK_ROWS) if writer.append_only else batch_rows
+        chunk_rows = _chunk_rows(writer, batch_rows)
         pipeline = PagePipeline(
             merger,
             self.queue_size * max(1, batch_rows // chunk_rows),

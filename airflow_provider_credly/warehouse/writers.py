@@ -95,6 +95,9 @@ class SqlWriter:
     dialect: Dialect = "generic"
     #: whether :meth:`write` deletes the batch's keys before inserting (``False``: a merge statement)
     deletes_before_insert = True
+    #: records per :meth:`write` of an append-only load (``None``: the whole commit batch); the load still
+    #: commits every ``batch_rows``
+    append_chunk_rows: int | None = 2_500
 
     def __init__(
         self,
@@ -323,6 +326,10 @@ class DuckDBWriter(SqlWriter):
     """
 
     dialect: Dialect = "duckdb"
+    # One INSERT per committed batch: several per transaction made DuckDB's commits (WAL and checkpoints)
+    # cost far more (1M badges at 1,000 per page, 2,500-record chunks: 44.6 s of CPU; one statement per
+    # 10,000-record batch: 25.2 s, peak RSS 254 -> 264 MB; benchmarks/README.md).
+    append_chunk_rows = None
 
     def __init__(
         self,
@@ -603,6 +610,10 @@ class PostgresWriter(SqlWriter):
     ``COPY``-ed as text that PostgreSQL casts (timestamps, booleans), straight into the table for an
     append-only load, else into a temporary table merged with one ``INSERT ... ON CONFLICT`` statement.
 
+    A page whose values all have their column's JSON type (strings for text and timestamps, booleans...) is
+    decoded straight into the ``COPY`` values (:func:`_typed_records`); any other page takes the general
+    path, which converts each value in Python (the client's largest cost before).
+
     The jsonb staging this replaces (``COPY`` of the page texts, ``jsonb_array_elements`` and ``->>`` in the
     merge) cost the server ~4x the CPU (benchmarks/README.md).
     """
@@ -662,8 +673,8 @@ class PostgresWriter(SqlWriter):
         if typed is not None:
             try:
                 records: list[Any] | None = typed.decoder.decode(text)
-            except (msgspec.DecodeError, msgspec.ValidationError):  # a value of another type: the general path
-                records = None
+            except (msgspec.DecodeError, msgspec.ValidationError):  # a value of another type
+                records = None  # the general path converts it
             if records is not None:
                 yield from self._typed_rows(typed, records, text, extra)
                 return

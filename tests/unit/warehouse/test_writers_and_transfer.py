@@ -175,6 +175,54 @@ def test_write_keeps_the_last_record_of_a_key_repeated_across_pages(make_writer)
     assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(12,)]
 
 
+@pytest.mark.parametrize("append_only", [True, False])
+def test_postgres_writes_values_of_another_json_type_as_text_in_the_table_column_order(request, append_only):
+    # a clean page takes the typed decode (values in the decoder's order), a page with values of another
+    # JSON type the general path (converted in Python): both in one COPY, so each lands in its own column
+    writer, cleanup = _postgres_writer(request, children=False)
+    try:
+        writer.ensure_tables()
+        writer.prepare_load(append_only=append_only)
+        odd = _badge(
+            9,
+            state=3,
+            public="true",
+            issuer_earner_id={"a": 1},
+            badge_template="not an object",
+            user=None,
+            issued_to_middle_name=False,
+        )
+        clean = [_badge(i, issued_to=f"to{i}", locale="en") for i in range(3)]
+        assert writer.write([_raw_page(clean, "p1"), _raw_page([odd], "p2")], LoadMeta.new("l")) == 4
+        writer.commit()
+        names = [c.name for c in BADGES.columns if c.path]
+        rows = {
+            r[0]: dict(zip(names, r, strict=True))
+            for r in writer.fetchall(f"SELECT {', '.join(names)} FROM badges")
+        }
+        got = rows["id-00001"]
+        assert (got["state"], got["recipient_email"], got["issued_to"], got["locale"]) == (
+            "accepted",
+            "e1@example.com",
+            "to1",
+            "en",
+        )
+        assert (got["badge_template_id"], got["badge_template_name"], got["user_id"]) == ("t", "T", "u1")
+        assert got["public"] is False and got["issued_at"].isoformat() == "2025-01-02T03:04:05+00:00"
+        assert got["updated_at"].isoformat() == "2025-01-02T00:00:00+00:00"
+        assert got["expires_at"] is None and got["revocation_reason"] is None
+        weird = rows["id-00009"]
+        assert (weird["state"], weird["public"], weird["issuer_earner_id"]) == ("3", True, '{"a":1}')
+        assert (weird["badge_template_id"], weird["user_id"], weird["issued_to_middle_name"]) == (
+            None,
+            None,
+            "false",
+        )
+        assert weird["recipient_email"] == "e9@example.com"
+    finally:
+        cleanup()
+
+
 def test_duckdb_compresses_the_raw_column_with_zstd(tmp_path):
     conn = duckdb.connect(str(tmp_path / "z.duckdb"))
     writer = DuckDBWriter(conn, BADGES, TABLE)
@@ -520,11 +568,11 @@ def test_unique_keys_load_into_an_empty_table_skips_the_delete_and_resumes_exact
     writer.close()
 
 
-def test_append_only_load_inserts_chunks_but_commits_every_batch_rows(tmp_path, monkeypatch):
-    from airflow_provider_credly.warehouse import transfer
-
-    monkeypatch.setattr(transfer, "_APPEND_CHUNK_ROWS", 10)
+@pytest.mark.parametrize(("chunk", "expected"), [(10, [10] * 9 + [5]), (None, [30, 30, 30, 5])])
+def test_append_only_load_inserts_chunks_but_commits_every_batch_rows(tmp_path, chunk, expected):
     writer = DuckDBWriter(duckdb.connect(str(tmp_path / "c.duckdb")), BADGES, TABLE)
+    assert writer.append_chunk_rows is None  # DuckDB: one INSERT per committed batch by default
+    writer.append_chunk_rows = chunk
     upserts = []
     original = writer.write
 
@@ -544,7 +592,7 @@ def test_append_only_load_inserts_chunks_but_commits_every_batch_rows(tmp_path, 
         unique_keys=True,
         after_commit=lambda cp: committed.append((cp.pages, cp.rows, cp.next_url)),
     )
-    assert upserts == [10] * 9 + [5]
+    assert upserts == expected
     assert committed == [(3, 30, "30"), (6, 60, "60"), (9, 90, "90"), (10, 95, None)]
     assert (result.rows, result.batches, writer.count()) == (95, 4, 95)
     writer.close()
