@@ -208,9 +208,16 @@ def test_celery_executor_spreads_the_backfill_over_two_workers(airflow):
         dep,
     )
     before = len(api.dag_runs(BACKFILL_DAG))
-    api.unpause(BACKFILL_DAG)
-    run_id = api.trigger(BACKFILL_DAG, conf={"partitions": 4})
-    runs = api.wait_for_runs([BACKFILL_DAG], timeout=300, at_least=before + 1, on_poll=dep.check_alive)
+    # each partition then takes a few seconds, not a fraction of one: a worker that is free gets the next
+    # queued partition instead of the first worker finishing them all one after another (seen once in four
+    # fresh-clone runs); max_active_runs=1 keeps runs from overlapping on the same partitions
+    credly.set_faults(latency_ms=500)
+    try:
+        api.unpause(BACKFILL_DAG)
+        run_id = api.trigger(BACKFILL_DAG, conf={"partitions": 4})
+        runs = api.wait_for_runs([BACKFILL_DAG], timeout=300, at_least=before + 1, on_poll=dep.check_alive)
+    finally:
+        credly.clear_faults()
     assert not _failures(api, runs), _failures(api, runs)
 
     tis = [t for t in api.task_instances(BACKFILL_DAG, run_id) if t["task_id"] == "load_partition"]
