@@ -305,7 +305,7 @@ class CredlyEventTrigger(BaseEventTrigger):
         if stores is None:
             return None
         try:
-            value = await stores.aget(self.state_key)
+            value = await _store_call(stores, "get", self.state_key)
         except ValueError:  # several watched assets: no single state to read
             self.log.warning("The trigger watches several assets: its watermark is kept in memory only")
             self._persist = False
@@ -315,13 +315,23 @@ class CredlyEventTrigger(BaseEventTrigger):
     async def _store_watermark(self, watermark: EventWatermark) -> None:
         stores = self._state_store()
         if stores is not None:
-            await stores.aset(self.state_key, watermark.to_json())
+            await _store_call(stores, "set", self.state_key, watermark.to_json())
 
     def _state_store(self) -> Any:
         """The watched asset's state store (injected by Airflow 3.3+'s triggerer), else ``None``."""
         if self.state_key is None or not self._persist:
             return None
         return getattr(self, "asset_state_store", None)
+
+
+async def _store_call(stores: Any, name: str, *args: Any) -> Any:
+    """``stores.a<name>(*args)``; on Airflow 3.3.0 and 3.3.1, whose asset state stores have only the
+    synchronous ``get``/``set``, the synchronous call in a worker thread (the triggerer bridges it to its
+    event loop; called on the loop itself it would fail the trigger at every start)."""
+    method = getattr(stores, f"a{name}", None)
+    if method is not None:
+        return await method(*args)
+    return await asyncio.to_thread(getattr(stores, name), *args)
 
 
 def _just_before(since: datetime) -> EventWatermark:

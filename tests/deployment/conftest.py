@@ -39,6 +39,8 @@ def deployment(tmp_path_factory, postgres_available):
             connections=example_connections(
                 credly.base_url, credly.token, credly.org_id, canvas_info, warehouse
             ),
+            # the event-driven example's CredlyEventTrigger reads the events every second (default 60 s)
+            env={"CREDLY_EVENTS_POLL_INTERVAL": "1"},
         )
         try:
             dep.migrate()

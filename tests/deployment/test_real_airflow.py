@@ -1,6 +1,7 @@
 """The example DAGs in a real Airflow deployment, as users run them: PostgreSQL metadata DB, scheduler,
 dag-processor, triggerer and api-server as separate processes (LocalExecutor, then CeleryExecutor with Redis
-and two workers), every DAG unpaused and triggered through the REST API with ``conf={}``.
+and two workers), every DAG unpaused and triggered through the REST API with ``conf={}``; the event-driven
+example also run by the CredlyEventTrigger in the triggerer on an emulator event.
 
 ``dag.test()`` hides what this finds: parallel writers of one DuckDB file, examples that fail on their second
 run, templates undefined on manual runs, a deferrable sensor that never really defers.
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.deployment, pytest.mark.integration, pytest.mark.timeo
 DAG_IDS = sorted(p.stem for p in EXAMPLES.glob("*.py"))
 SENSOR_DAG, SENSOR_TASK = "credly_sensor_gated", "wait_for_accepted_badges"
 BACKFILL_DAG = "credly_badges_backfill_partitioned"
+EVENT_DAG, EVENT_TASK, EVENT_TABLE = "credly_event_driven", "record_events", "credly_badge_event_log"
 REDIS = ("127.0.0.1", 6379)
 
 
@@ -102,9 +104,27 @@ def _assert_no_secret(texts: dict, secrets: list[str]) -> None:
             assert secret not in text, f"a credential appears in the log of {where}"
 
 
+def _event_run(api: AirflowApi, dep: AirflowDeployment, event, badge: dict) -> str:
+    """The one asset-triggered run an emulator event created succeeded and recorded exactly that event (as
+    its consumed asset events and its task log show; the DuckDB row is read once Airflow let go of the file).
+    """
+    (run,) = api.wait_for_runs([EVENT_DAG], timeout=120, on_poll=dep.check_alive, interval=0.5)[EVENT_DAG]
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered", run
+    consumed = [e["extra"]["payload"] for e in api.upstream_asset_events(EVENT_DAG, run["dag_run_id"])]
+    assert [(p["event_id"], p["event_type"], p["badge_id"]) for p in consumed] == [
+        (event.id, "badge.created", badge["id"])
+    ], consumed
+    (ti,) = api.task_instances(EVENT_DAG, run["dag_run_id"])
+    log = api.task_log(EVENT_DAG, run["dag_run_id"], EVENT_TASK, ti["try_number"])
+    assert f"{EVENT_TABLE}: 1 event(s) upserted" in log, log[-3000:]
+    return str(run["dag_run_id"])
+
+
 def test_local_executor_runs_every_example(airflow):
     """Every example DAG succeeds, and again on a second manual run (``CREDLY_DEPLOYMENT_ROUNDS=1``: the first
-    round only, as the floor environment runs it to stay within the test command's time)."""
+    round only, as the floor environment runs it to stay within the test command's time). Before the others
+    run, the event-driven example's CredlyEventTrigger in the triggerer turns an emulator event into a
+    successful ``asset_triggered`` run recording that event."""
     rounds = int(os.environ.get("CREDLY_DEPLOYMENT_ROUNDS", "2"))
     dep, credly, canvas, warehouse = airflow
     dep.start_core("LocalExecutor")
@@ -112,11 +132,36 @@ def test_local_executor_runs_every_example(airflow):
     dep.wait_for_dags(api, DAG_IDS)
     api.set_pool(DUCKDB_POOL, 1, "one writer at a time per DuckDB file")
 
-    # The sensor first: nothing was issued in the last day, so it must defer to the triggerer ...
+    # Every DAG is paused: no badge is issued and nothing but the event trigger reads the events until the
+    # others are unpaused below. The event-driven example's watcher trigger is registered when its file is
+    # parsed with the DAG unpaused: a re-parse now, not after min_file_process_interval.
+    events_before = len(credly.state.events)
+    reads_before = credly.state.request_count("GET", "events.list")
+    api.unpause(EVENT_DAG)
+    api.reparse(EVENT_DAG)
+    # The sensor meanwhile: nothing was issued in the last day, so it must defer to the triggerer ...
     api.unpause(SENSOR_DAG)
     api.trigger(SENSOR_DAG)
     deferred_run, _ = _poll("the sensor deferred", lambda: _deferred_sensor(api), 120, dep)
-    # ... until the issuing example (among the others) creates badges.
+    # two reads of the events list (poll interval 1 s): the trigger's first read, its baseline, is over
+    _poll(
+        "the triggerer polling Credly events",
+        lambda: credly.state.request_count("GET", "events.list") >= reads_before + 2,
+        120,
+        dep,
+        interval=0.5,
+    )
+    assert api.dag_runs(EVENT_DAG) == []  # no run before an event
+    badge = credly.state.issue_badge(
+        badge_template_id=credly.state.templates[0].id,
+        recipient_email="watched.earner@example.org",
+        issued_to_first_name="Wanda",
+        issued_to_last_name="Watcher",
+        issued_at="2026-11-20 10:00:00 +0000",
+    )
+    (event,) = credly.state.events[events_before:]
+    event_run = _event_run(api, dep, event, badge)
+    # ... until a badge is issued: this one (pending, changed now), or the issuing example's among the others.
     for dag_id in DAG_IDS:
         if dag_id != SENSOR_DAG:
             api.unpause(dag_id)
@@ -168,12 +213,23 @@ def test_local_executor_runs_every_example(airflow):
     _assert_no_secret({f"task {k}": v for k, v in logs.items()}, secrets)
     _assert_no_secret({str(p): p.read_text(errors="replace") for p in dep.log_files()}, secrets)
 
+    # The other examples' badges made more asset-triggered runs of the event-driven example meanwhile (all
+    # in ``second``, succeeded); none of them is still running when DuckDB is read.
+    assert event_run in {r["dag_run_id"] for r in second[EVENT_DAG]}
+    api.wait_for_runs([EVENT_DAG], timeout=120, on_poll=dep.check_alive)
+
     dep.stop()  # DuckDB takes one process per file: read it once Airflow let go of it
     with duckdb.connect(str(warehouse), read_only=True) as con:
         ids = [r[0] for r in con.execute("select id from credly_badges_backfill").fetchall()]
         hourly = con.execute("select count(*) from credly_badges").fetchone()[0]
+        recorded = con.execute(f"select event_id, event_type, badge_id from {EVENT_TABLE}").fetchall()
     assert len(ids) == len(set(ids)) == credly.state.badges_count()
     assert hourly == credly.state.badges_count()
+    # the watched event's row as the trigger delivered it; every row an event that occurred after the
+    # trigger's baseline (none from before it was delivered)
+    assert (event.id, "badge.created", badge["id"]) in recorded, recorded
+    later = {e.id for e in credly.state.events[events_before:]}
+    assert {row[0] for row in recorded} <= later, recorded
 
 
 def test_celery_executor_spreads_the_backfill_over_two_workers(airflow):

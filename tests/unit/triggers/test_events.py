@@ -62,6 +62,36 @@ class MemoryStateStore:
         self.writes.append(value)
 
 
+class SyncStateStore:
+    """The asset state store of Airflow 3.3.0 and 3.3.1: synchronous ``get``/``set`` only, which must not run
+    on the triggerer's event loop (checked here: the real one blocks the loop it needs)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes: list[Any] = []
+
+    def _off_the_loop(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise AssertionError("a synchronous state store call on the event loop")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._off_the_loop()
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._off_the_loop()
+        self.values[key] = value
+        self.writes.append(value)
+
+
+@pytest.fixture(params=[MemoryStateStore, SyncStateStore], ids=["async-store", "sync-store-3.3.0"])
+def state_store(request):
+    return request.param()
+
+
 @pytest.fixture
 def clock():
     return FrozenClock()
@@ -295,8 +325,8 @@ def test_run_yields_one_event_per_new_event_of_the_wanted_types(emu, clock):
     assert payload["event_type"] == "badge.state.changed" and payload["badge_state"] == "accepted"
 
 
-def test_run_keeps_its_watermark_in_the_state_store_and_resumes_from_it(emu, clock):
-    store = MemoryStateStore()
+def test_run_keeps_its_watermark_in_the_state_store_and_resumes_from_it(emu, clock, state_store):
+    store = state_store
     first, second = _issue(emu.state, 1), None
     trigger = CredlyEventTrigger(
         credly_conn_id="credly_test", since="2026-11-20T00:00:00Z", poll_interval=0.05
@@ -327,9 +357,9 @@ def test_run_keeps_its_watermark_in_the_state_store_and_resumes_from_it(emu, clo
     assert redelivered["badge_id"] == second["id"]
 
 
-def test_run_stores_a_baseline_at_once(emu):
+def test_run_stores_a_baseline_at_once(emu, state_store):
     _issue(emu.state, 1)
-    store = MemoryStateStore()
+    store = state_store
     trigger = CredlyEventTrigger(credly_conn_id="credly_test", poll_interval=0.05)
     trigger.asset_state_store = store  # type: ignore[assignment]
 
