@@ -9,9 +9,9 @@ array text the API sent, so the bulk paths never build the records as Python obj
   in-memory key index (DuckDB's ART index would grow memory with the table). With
   :attr:`SqlWriter.append_only` (set by ``run_transfer`` for a load of unique keys into a table holding no row
   of another load) the delete is skipped: it scans the whole id column.
-* :class:`PostgresWriter` streams the page texts with ``COPY`` into a temporary staging table, then merges
-  their elements with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` that extracts the typed
-  columns inside PostgreSQL.
+* :class:`PostgresWriter` decodes the records' typed values in the client (msgspec) and streams them with
+  binary ``COPY`` (text ``COPY`` for values of other types) into the table, or into a temporary staging
+  table merged with one ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``.
 * :class:`SqlWriter` is the portable fallback for any other DB-API database (SQLite...): the records are
   parsed in Python, then ``DELETE`` of the batch's ids and ``executemany`` ``INSERT``.
 
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -499,6 +499,30 @@ def _fields_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
 
 
 _RAW_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+_JSONB_V1 = b"\x01"
+
+
+@functools.cache
+def _jsonb_dumper_class(oid: int) -> type:
+    """A psycopg dumper sending ready jsonb binary values (``_JSONB_V1`` + the JSON bytes) as they are."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class ReadyJsonbBinaryDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj: Any) -> Any:
+            return obj
+
+    ReadyJsonbBinaryDumper.oid = oid
+    return ReadyJsonbBinaryDumper
+
+
+def _jsonb_binary_dumper(conn: Any) -> type:
+    """:func:`_jsonb_dumper_class` for the connection's ``jsonb`` type (``COPY.set_types`` picks dumpers by
+    type: registered for ``bytes`` on the cursor, it is the one ``jsonb`` columns get)."""
+    return _jsonb_dumper_class(conn.adapters.types["jsonb"].oid)
+
 
 #: the msgspec types that decode a column's JSON value exactly as PostgreSQL's ``COPY`` text takes it
 #: (any other JSON type for the column fails the decode: the page then takes the general path)
@@ -509,12 +533,32 @@ _COPY_READY_TYPES: Mapping[str, Any] = {
     "int": int | None,
 }
 
+#: the msgspec types that decode a column's JSON value into what binary ``COPY`` sends: timestamps as aware
+#: datetimes (RFC 3339 with an offset; anything else fails the decode and the batch goes as text, where
+#: PostgreSQL parses it as before), integers within ``bigint``
+_BINARY_READY_TYPES: Mapping[str, Any] = {
+    "text": str | None,
+    "timestamp": Annotated[datetime, msgspec.Meta(tz=True)] | None,
+    "bool": bool | None,
+    "int": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | None,
+}
+
+#: per column kind: the type binary ``COPY`` is declared with, and ``format_type`` of the table column it needs
+_BINARY_COPY_TYPES: Mapping[str, tuple[str, str]] = {
+    "text": ("text", "text"),
+    "timestamp": ("timestamptz", "timestamp with time zone"),
+    "bool": ("bool", "boolean"),
+    "int": ("int8", "bigint"),
+    "json": ("jsonb", "jsonb"),
+}
+
 
 @dataclass(frozen=True)
 class _TypedRecords:
     """Decodes a page straight into the COPY values of the columns that have a path.
 
-    :ivar decoder: decodes a JSON array of records into nested structs typed by :data:`_COPY_READY_TYPES`.
+    :ivar decoder: decodes a JSON array of records into nested structs typed by :data:`_COPY_READY_TYPES`
+        (or :data:`_BINARY_READY_TYPES`).
     :ivar flatten: one record's struct to its column values, in the order of :attr:`columns`.
     :ivar columns: indexes into ``spec.columns`` of the values :attr:`flatten` returns.
     """
@@ -524,14 +568,16 @@ class _TypedRecords:
     columns: tuple[int, ...]
 
 
-def _typed_records(columns: Sequence[Column]) -> _TypedRecords | None:
-    """The :class:`_TypedRecords` of ``columns``, or ``None`` when a kind has no ready type (``json``) or a
-    path is both a value and an object (the general path handles those)."""
+def _typed_records(
+    columns: Sequence[Column], ready: Mapping[str, Any] = _COPY_READY_TYPES
+) -> _TypedRecords | None:
+    """The :class:`_TypedRecords` of ``columns`` with the value types ``ready``, or ``None`` when a kind has
+    no ready type (``json``) or a path is both a value and an object (the general path handles those)."""
     tree: dict[str, Any] = {}
     for i, c in enumerate(columns):
         if not c.path:
             continue
-        if c.kind not in _COPY_READY_TYPES:
+        if c.kind not in ready:
             return None
         node = tree
         for part in c.path[:-1]:
@@ -542,12 +588,12 @@ def _typed_records(columns: Sequence[Column]) -> _TypedRecords | None:
             return None
         node[c.path[-1]] = i
     order: list[int] = []
-    struct, flatten = _node_struct(tree, columns, order)
+    struct, flatten = _node_struct(tree, columns, order, ready)
     return _TypedRecords(msgspec.json.Decoder(list[struct]), flatten, tuple(order))  # type: ignore[valid-type]
 
 
 def _node_struct(
-    node: Mapping[str, Any], columns: Sequence[Column], order: list[int]
+    node: Mapping[str, Any], columns: Sequence[Column], order: list[int], ready: Mapping[str, Any]
 ) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """A struct type for one object of the column paths (its values first, then its objects) and the
     function flattening it; appends the columns it yields to ``order``."""
@@ -555,11 +601,11 @@ def _node_struct(
     objects = [(name, child) for name, child in node.items() if not isinstance(child, int)]
     fields: list[tuple[str, Any, Any]] = []
     for n, (_name, i) in enumerate(leaves):
-        fields.append((f"f{n}", _COPY_READY_TYPES[columns[i].kind], None))
+        fields.append((f"f{n}", ready[columns[i].kind], None))
         order.append(i)
     flatteners = []
     for n, (_name, child) in enumerate(objects, start=len(leaves)):
-        sub, sub_flatten = _node_struct(child, columns, order)
+        sub, sub_flatten = _node_struct(child, columns, order, ready)
         fields.append((f"f{n}", sub | None, None))
         flatteners.append(sub_flatten)
     names = [name for name, _ in leaves] + [name for name, _ in objects]
@@ -610,9 +656,13 @@ class PostgresWriter(SqlWriter):
     ``COPY``-ed as text that PostgreSQL casts (timestamps, booleans), straight into the table for an
     append-only load, else into a temporary table merged with one ``INSERT ... ON CONFLICT`` statement.
 
-    A page whose values all have their column's JSON type (strings for text and timestamps, booleans...) is
-    decoded straight into the ``COPY`` values (:func:`_typed_records`); any other page takes the general
-    path, which converts each value in Python (the client's largest cost before).
+    A batch whose values all have their column's JSON type (strings for text, RFC 3339 timestamps with an
+    offset, booleans...) is decoded straight into binary ``COPY`` values (:func:`_typed_records`; the raw
+    column as the record's bytes): the server parses no value text, timestamps arrive as integers, which
+    cut its CPU by a third (benchmarks/README.md). Otherwise the batch goes as text ``COPY``: clean pages
+    decoded into text values, any other page converted value by value in Python, PostgreSQL casting each
+    value as before. A table whose columns are not of exactly the types the writer creates (made by hand,
+    ``raw`` as ``json``...) always gets text ``COPY``.
 
     The jsonb staging this replaces (``COPY`` of the page texts, ``jsonb_array_elements`` and ``->>`` in the
     merge) cost the server ~4x the CPU (benchmarks/README.md).
@@ -640,9 +690,18 @@ class PostgresWriter(SqlWriter):
             (*self._typed.columns, *pathless) if self._typed is not None else tuple(range(len(spec.columns)))
         )
         self._pathless = len(pathless)
-        self._copy_names = ", ".join(
-            [spec.columns[i].name for i in self._order] + [c.name for c in LOAD_COLUMNS]
+        copy_columns = [spec.columns[i] for i in self._order] + list(LOAD_COLUMNS)
+        self._copy_names = ", ".join(c.name for c in copy_columns)
+        # binary COPY (no text parsing of each value in the server, timestamps sent as integers): for a
+        # psycopg 3 connection in UTF-8 whose table has exactly the columns' types (checked on first use)
+        self._binary = _typed_records(spec.columns, _BINARY_READY_TYPES)
+        if self._binary is not None and self._typed is not None:
+            assert self._binary.columns == self._typed.columns  # the same tree: the same COPY order
+        self._binary_copy: tuple[list[str], list[str]] = (
+            [_BINARY_COPY_TYPES[c.kind][0] for c in copy_columns],
+            [_BINARY_COPY_TYPES[c.kind][1] for c in copy_columns],
         )
+        self._binary_ok: bool | None = None
 
     def _values(self, fields: Sequence[Any], raw: str | None) -> list[Any]:
         out: list[Any] = []
@@ -719,21 +778,87 @@ class PostgresWriter(SqlWriter):
             return 0
         names = ", ".join(c.name for c in self.all_columns)
         extra = self._meta_values(meta)
-        rows = (row for text in texts for row in self._rows(text, extra))
-        if self.append_only:
-            self._copy_rows(self.table, self._copy_names, rows)
-        else:
+        target: TableName | str = self.table
+        if not self.append_only:
             if not self._staged:
                 self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} (LIKE {self.table})")
                 self._staged = True
             self.execute(f"TRUNCATE {self.stage}")
-            self._copy_rows(self.stage, self._copy_names, rows)
+            target = self.stage
+        binary = self._binary_rows(texts, extra)
+        if binary is not None:
+            self._copy_binary(target, binary)
+        else:
+            self._copy_rows(
+                target, self._copy_names, (row for text in texts for row in self._rows(text, extra))
+            )
+        if not self.append_only:
             self.execute(
                 f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {self.stage} "
                 f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}"
             )
         self._write_children_of_texts(texts, keys)
         return len(keys)
+
+    def _binary_usable(self) -> bool:
+        """Whether batches may go as binary ``COPY``: psycopg 3, UTF-8, and the table's columns of exactly the
+        types the values are sent as (a table created otherwise, e.g. ``raw`` as ``json``, goes as text)."""
+        if self._binary_ok is None:
+            self._binary_ok = False
+            cur = self.conn.cursor()
+            try:
+                if (
+                    hasattr(cur, "copy")
+                    and getattr(getattr(self.conn, "info", None), "encoding", "") == "utf-8"
+                ):
+                    cur.execute(
+                        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                        [str(self.table)],
+                    )
+                    have = dict(cur.fetchall())
+                    names = [n.strip() for n in self._copy_names.split(",")]
+                    self._binary_ok = all(
+                        have.get(n) == t for n, t in zip(names, self._binary_copy[1], strict=True)
+                    )
+            finally:
+                cur.close()
+        return self._binary_ok
+
+    def _binary_rows(self, texts: Sequence[str], extra: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The batch's rows for binary ``COPY``, or ``None`` when a page holds a value the binary decode does
+        not take (the whole batch then goes as text: one ``COPY`` has one format)."""
+        binary = self._binary
+        if binary is None or not self._binary_usable():
+            return None
+        flatten = binary.flatten
+        rows: list[tuple[Any, ...]] = []
+        for text in texts:
+            if "\\u0000" in text:  # text and jsonb cannot hold NUL characters: dropped
+                text = _json(_strip_nul(decode_records(text)))
+            try:
+                records = binary.decoder.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+            if self.store_raw:
+                # jsonb's binary form is a version byte and the JSON text: the record's bytes as sent
+                raws = [(_JSONB_V1 + bytes(r),) * self._pathless for r in _RAW_DECODER.decode(text)]
+                rows.extend(flatten(rec) + raw + extra for rec, raw in zip(records, raws, strict=True))
+            else:
+                tail = (None,) * self._pathless + extra
+                rows.extend(flatten(rec) + tail for rec in records)
+        return rows
+
+    def _copy_binary(self, table: TableName | str, rows: list[tuple[Any, ...]]) -> None:
+        cur = self.conn.cursor()
+        try:
+            cur.adapters.register_dumper(bytes, _jsonb_binary_dumper(self.conn))
+            with cur.copy(f"COPY {table} ({self._copy_names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(self._binary_copy[0])
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cur.close()
 
     def _copy_rows(self, table: TableName | str, names: str, rows: Iterable[Sequence[Any]]) -> None:
         cur = self.conn.cursor()

@@ -640,3 +640,92 @@ def test_transfer_run_steps_read_the_checkpoint_once_then_resume_stream_and_fini
     assert writer.count() == 95
     assert len(ensured) == 1
     writer.close()
+
+
+def _postgres_rows(writer, *names):
+    cols = ", ".join(names)
+    return {r[0]: r[1:] for r in writer.fetchall(f"SELECT id, {cols} FROM badges")}
+
+
+@pytest.mark.parametrize("append_only", [True, False])
+def test_postgres_sends_clean_batches_as_binary_copy_with_the_same_values(request, append_only, monkeypatch):
+    writer, cleanup = _postgres_writer(request, children=False)
+    formats = []
+    real_binary, real_text = writer._copy_binary, writer._copy_rows
+    monkeypatch.setattr(writer, "_copy_binary", lambda *a: (formats.append("binary"), real_binary(*a))[1])
+    monkeypatch.setattr(writer, "_copy_rows", lambda *a: (formats.append("text"), real_text(*a))[1])
+    try:
+        writer.ensure_tables()
+        writer.prepare_load(append_only=append_only)
+        items = [
+            _badge(1, issued_to='Zoë 𝔘 \\ "q"', expires_at="2026-03-04T05:06:07.123456+05:30"),
+            _badge(2, issued_to="nul\u0000 dropped", issued_to_middle_name=None),
+        ]
+        assert writer.write([_raw_page(items, "p1")], LoadMeta.new("l")) == 2
+        writer.commit()
+        assert formats == ["binary"]
+        rows = _postgres_rows(writer, "issued_to", "expires_at", "issued_at", "public", "raw", "_load_id")
+        assert rows["id-00001"][0] == 'Zoë 𝔘 \\ "q"'
+        assert rows["id-00001"][1].isoformat() == "2026-03-03T23:36:07.123456+00:00"  # the same instant
+        assert rows["id-00001"][2].isoformat() == "2025-01-02T03:04:05+00:00"
+        assert rows["id-00001"][3] is False and rows["id-00002"][3] is True
+        assert rows["id-00001"][4] == items[0]  # jsonb, from the record's own bytes
+        assert rows["id-00002"][0] == "nul dropped" and rows["id-00002"][4]["issued_to"] == "nul dropped"
+        assert rows["id-00002"][1] is None and rows["id-00001"][5] == "l"
+    finally:
+        cleanup()
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"issued_at": "2025-01-02 03:04:05+00"},  # PostgreSQL reads it; RFC 3339 does not
+        {"issued_at": "2025-01-02T03:04:05"},  # no offset: PostgreSQL's session time zone, as before
+        {"state": 3},  # a number in a text column
+    ],
+)
+def test_postgres_sends_a_batch_with_an_odd_value_as_text_whole(request, odd, monkeypatch):
+    writer, cleanup = _postgres_writer(request, children=False)
+    formats = []
+    real_binary, real_text = writer._copy_binary, writer._copy_rows
+    monkeypatch.setattr(writer, "_copy_binary", lambda *a: (formats.append("binary"), real_binary(*a))[1])
+    monkeypatch.setattr(writer, "_copy_rows", lambda *a: (formats.append("text"), real_text(*a))[1])
+    try:
+        writer.ensure_tables()
+        writer.prepare_load(append_only=True)
+        clean, weird = _badge(1), _badge(2, **odd)
+        written = writer.write([_raw_page([clean], "p1"), _raw_page([weird], "p2")], LoadMeta.new("l"))
+        writer.commit()
+        assert written == 2 and formats == ["text"]
+        rows = _postgres_rows(writer, "state", "issued_at")
+        assert rows["id-00001"][1].isoformat() == "2025-01-02T03:04:05+00:00"
+        assert rows["id-00002"][0] == str(weird["state"])
+        assert rows["id-00002"][1].replace(tzinfo=None).isoformat() == "2025-01-02T03:04:05"
+    finally:
+        cleanup()
+
+
+def test_postgres_sends_text_copy_into_a_table_of_other_column_types(request):
+    # a table the user created with raw as json (not jsonb) and a timestamp without time zone: binary COPY
+    # needs the exact types, so every batch goes as text, which PostgreSQL casts as before
+    writer, cleanup = _postgres_writer(request, children=False)
+    try:
+        (ddl,) = [s for s in writer_ddl(writer) if "CREATE TABLE" in s]
+        ddl = ddl.replace("raw JSONB", "raw JSON").replace("issued_at TIMESTAMPTZ", "issued_at TIMESTAMP")
+        writer.execute(ddl)
+        writer.commit()
+        writer.prepare_load(append_only=False)
+        assert writer.write([_raw_page([_badge(1), _badge(2)], "p1")], LoadMeta.new("l")) == 2
+        writer.commit()
+        assert writer._binary_usable() is False
+        rows = _postgres_rows(writer, "issued_at", "CAST(raw AS TEXT)")
+        assert rows["id-00001"][0].isoformat() == "2025-01-02T03:04:05"
+        assert json.loads(rows["id-00002"][1])["id"] == "id-00002"
+    finally:
+        cleanup()
+
+
+def writer_ddl(writer):
+    from airflow_provider_credly.warehouse.schema import create_table_sql
+
+    return create_table_sql(writer.spec, writer.table, "postgres")
