@@ -10,7 +10,17 @@ interleaved and repeated (medians of ``--repeat`` runs), every run verified (dis
 * ``duckdb``: ``run_transfer`` (the operator's machinery) into a fresh DuckDB file (``memory_limit``);
 * ``postgres``: the same into a fresh schema of the PostgreSQL at ``CREDLY_TEST_POSTGRES_DSN``; its figures
   include the CPU of the PostgreSQL backend serving the load (``/proc/<pg_backend_pid()>/stat`` before and
-  after, so the server must run on this machine).
+  after, so the server must run on this machine);
+* ``dlt`` and ``dlt-parquet`` (not among the default ``--sides``: minutes at 1M): a dlt ``rest_api`` pipeline
+  over the same cursor into a fresh DuckDB file, ``write_disposition="merge"`` on ``id`` as ours
+  (``benchmarks/bench_dlt_load.py`` in its own virtualenv ``benchmarks/.venv-dlt``, see
+  ``requirements-dlt.txt``; skipped if missing). ``dlt`` keeps dlt's defaults (dlt 1.31): extract and normalize
+  in the one process (normalize ``workers=1``, no process pool), load on a pool of up to 20 threads, merge
+  strategy ``delete-insert``, and DuckDB's preferred loader file format, ``insert_values``; ``dlt-parquet``
+  sets ``loader_file_format="parquet"`` (pyarrow), dlt's fastest documented setting. The whole process tree
+  (threads, any pool process) stays on CPU 1: ``taskset`` is inherited, and the worker reports its affinity.
+  Each dlt side runs once per volume whatever ``--repeat`` (in the first repetition), its ratios paired with
+  the raw run just before it and with our DuckDB run of the same repetition ("DuckDB transfer Nx faster").
 
 Each side reports wall seconds, the process's CPU (user + sys, ``RUSAGE_CHILDREN`` of the driver) and peak
 RSS; ratios are medians of the paired ratios to the raw run just before (the machine is shared).
@@ -19,6 +29,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_outsider.py --badges 100000 1000000 --page-size 1000 50 --repeat 3
     .venv/bin/python benchmarks/bench_outsider.py --badges 100000 --no-store-raw   # without the raw column
+    .venv/bin/python benchmarks/bench_outsider.py --badges 100000 --sides raw duckdb postgres dlt dlt-parquet
 """
 
 from __future__ import annotations
@@ -42,6 +53,10 @@ from _common import POSTGRES_DSN, drop_schema, postgres_schema, worker_result  #
 
 EMULATOR_CPU = 0
 MEASURED_CPU = 1
+DLT_PYTHON = ROOT / "benchmarks" / ".venv-dlt" / "bin" / "python"
+DLT_SCRIPT = ROOT / "benchmarks" / "bench_dlt_load.py"
+DLT_SIDES = {"dlt": None, "dlt-parquet": "parquet"}  # side -> --loader-file-format (None: dlt's default)
+SIDES = ["raw", "duckdb", "postgres", *DLT_SIDES]
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -98,6 +113,7 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
         import duckdb
 
         config = {"memory_limit": args.duckdb_memory_limit} if args.duckdb_memory_limit else {}
+        config.update(s.split("=", 1) for s in args.duckdb_setting)
         conn: Any = duckdb.connect(args.target, config=config)
         writer: Any = DuckDBWriter(conn, BADGES, table, store_raw=args.store_raw)
     else:
@@ -168,23 +184,27 @@ def bench(n: int, page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
         common = [sys.executable, __file__, "--base-url", emu.base_url, "--token", emu.token]
         common += ["--org", emu.org_id, "--batch-rows", str(opts.batch_rows)]
         common += ["--duckdb-memory-limit", opts.duckdb_memory_limit]
+        common += [f"--duckdb-setting={setting}" for setting in opts.duckdb_setting]
         common += [] if opts.store_raw else ["--no-store-raw"]
         runs: dict[str, list[dict[str, Any]]] = {}
         with tempfile.TemporaryDirectory() as tmp:
             for rep in range(opts.repeat):
                 for side in opts.sides:
+                    if side in DLT_SIDES and rep > 0:
+                        continue  # minutes at 1M: once per volume
                     emu_cpu0 = _proc_cpu_seconds(emu.process.pid)
-                    r = _run_side(side, common, f"{tmp}/{side}{rep}.duckdb")
+                    r = _run_side(side, common, emu, f"{tmp}/{side}{rep}.duckdb")
                     if r is None:
                         continue
                     if r["distinct_ids"] != n:
                         raise RuntimeError(f"{side}: {r['distinct_ids']:,} distinct ids, expected {n:,}")
+                    r["rep"] = rep
                     r["load"] = _load()
                     r["emulator_cpu_seconds"] = _proc_cpu_seconds(emu.process.pid) - emu_cpu0
                     runs.setdefault(side, []).append(r)
                     db = f", db CPU {r['db_cpu_seconds']:6.2f} s" if "db_cpu_seconds" in r else ""
                     print(
-                        f"   [{rep + 1}/{opts.repeat}] {side:<9} {r['rows']:>9,} rows in {r['seconds']:7.2f} s"
+                        f"   [{rep + 1}/{opts.repeat}] {side:<11} {r['rows']:>9,} rows in {r['seconds']:7.2f} s"
                         f" = {r['rows'] / r['seconds']:>8,.0f} rows/s, CPU {r['cpu_seconds']:6.2f} s{db},"
                         f" emulator CPU {r['emulator_cpu_seconds']:6.2f} s,"
                         f" peak RSS {r['peak_rss_mb']:6.1f} MB (load {r['load']})",
@@ -193,7 +213,7 @@ def bench(n: int, page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
     return _summarise(runs)
 
 
-def _run_side(side: str, common: list[str], target: str) -> dict[str, Any] | None:
+def _run_side(side: str, common: list[str], emu: Any, target: str) -> dict[str, Any] | None:
     if side == "raw":
         return _run([*common, "--worker", "raw"])
     if side == "duckdb":
@@ -206,11 +226,26 @@ def _run_side(side: str, common: list[str], target: str) -> dict[str, Any] | Non
             return _run([*common, "--worker", "postgres", "--target", schema])
         finally:
             drop_schema(schema)
+    if side in DLT_SIDES:
+        if not DLT_PYTHON.exists():
+            print(f"   {side} skipped: {DLT_PYTHON} missing (see benchmarks/requirements-dlt.txt)")
+            return None
+        cmd = [str(DLT_PYTHON), str(DLT_SCRIPT), "--base-url", emu.base_url, "--token", emu.token]
+        cmd += ["--org", emu.org_id, "--badge-format", "minimal", "--target", target]
+        file_format = DLT_SIDES[side]
+        r = _run([*cmd, *(["--loader-file-format", file_format] if file_format else [])])
+        if r["cpus"] != [MEASURED_CPU]:
+            raise RuntimeError(f"{side} ran on CPUs {r['cpus']}, expected [{MEASURED_CPU}]")
+        return r
     raise ValueError(side)
 
 
 def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Medians per side, and each side's median of its ratios to the raw run just before it."""
+    """Medians per side, and each side's median of its ratios to the raw run just before it.
+
+    The dlt sides are also paired with the DuckDB run of their repetition: ``duckdb_faster_wall`` and
+    ``duckdb_faster_cpu`` are dlt's figure over DuckDB's (medians, should dlt run more than once).
+    """
     out: dict[str, Any] = {}
     raw = runs.get("raw", [])
     for side, side_runs in runs.items():
@@ -228,6 +263,15 @@ def _summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             res["wall_vs_raw"] = round(statistics.median(w["seconds"] / r["seconds"] for w, r in pairs), 3)
             res["cpu_vs_raw"] = round(
                 statistics.median(w["cpu_seconds"] / r["cpu_seconds"] for w, r in pairs), 3
+            )
+        duckdb_by_rep = {r["rep"]: r for r in runs.get("duckdb", [])}
+        duck_pairs = [(w, duckdb_by_rep[w["rep"]]) for w in side_runs if w["rep"] in duckdb_by_rep]
+        if side in DLT_SIDES and duck_pairs:
+            res["duckdb_faster_wall"] = round(
+                statistics.median(w["seconds"] / d["seconds"] for w, d in duck_pairs), 2
+            )
+            res["duckdb_faster_cpu"] = round(
+                statistics.median(w["cpu_seconds"] / d["cpu_seconds"] for w, d in duck_pairs), 2
             )
         out[side] = res
     return out
@@ -247,9 +291,22 @@ def main() -> int:
     parser.add_argument("--batch-rows", type=int, default=10_000, help="the operators' batch_rows")
     parser.add_argument("--duckdb-memory-limit", default="128MB")
     parser.add_argument(
+        "--duckdb-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another DuckDB setting of the connection (the connection extra's settings), repeatable",
+    )
+    parser.add_argument(
         "--no-store-raw", dest="store_raw", action="store_false", help="transfers without the raw column"
     )
-    parser.add_argument("--sides", nargs="+", default=["raw", "duckdb", "postgres"])
+    parser.add_argument(
+        "--sides",
+        nargs="+",
+        choices=SIDES,
+        default=["raw", "duckdb", "postgres"],
+        help="dlt and dlt-parquet (slow) only when asked for; each runs once per volume",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="write all figures to this file")
     opts = parser.parse_args()
@@ -264,9 +321,14 @@ def main() -> int:
                 vs = f", wall {r['wall_vs_raw']}x / CPU {r['cpu_vs_raw']}x of raw" if side != "raw" else ""
                 db = f", db CPU {r['db_cpu_seconds']} s" if "db_cpu_seconds" in r else ""
                 print(
-                    f"   median {side:<9} {r['seconds']:.2f} s, {r['rows_per_second']:,} rows/s, "
+                    f"   median {side:<11} {r['seconds']:.2f} s, {r['rows_per_second']:,} rows/s, "
                     f"CPU {r['cpu_seconds']} s{db}{vs}, peak RSS {r['peak_rss_mb']:.0f} MB"
                 )
+                if "duckdb_faster_wall" in r:
+                    print(
+                        f"   DuckDB transfer {r['duckdb_faster_wall']}x faster than {side} (wall), "
+                        f"{r['duckdb_faster_cpu']}x less CPU"
+                    )
             if opts.json:
                 Path(opts.json).write_text(json.dumps(figures, indent=2))
     return 0
