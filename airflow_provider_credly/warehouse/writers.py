@@ -317,11 +317,10 @@ _SIZE = re.compile(r"^[0-9]+(\.[0-9]+)? ?[KMGT]i?B$")
 class DuckDBWriter(SqlWriter):
     """DuckDB: the batch as one list-of-JSON-texts parameter, parsed and merged inside DuckDB.
 
-    For a load that deletes before inserting (an upsert into a table holding rows of another load), the
-    writer raises DuckDB's automatic checkpoint threshold to ``checkpoint_threshold`` unless the connection
-    configured one (see :meth:`_tune_checkpoints`); :meth:`close` restores it.
+    During a load the writer raises DuckDB's automatic checkpoint threshold to ``checkpoint_threshold``
+    unless the connection configured one (see :meth:`_tune_checkpoints`); :meth:`close` restores it.
 
-    :param checkpoint_threshold: WAL size between automatic checkpoints during such a load (``None``: leave
+    :param checkpoint_threshold: WAL size between automatic checkpoints during a load (``None``: leave
         DuckDB's setting alone).
     """
 
@@ -352,16 +351,17 @@ class DuckDBWriter(SqlWriter):
         self.conn.execute("BEGIN TRANSACTION")
 
     def prepare_load(self, *, append_only: bool) -> None:
-        """As :meth:`SqlWriter.prepare_load`; a load that deletes also gets fewer, larger checkpoints."""
+        """As :meth:`SqlWriter.prepare_load`; the load also gets fewer, larger checkpoints."""
         super().prepare_load(append_only=append_only)
-        if not append_only and not self.tuned_checkpoints:
+        if not self.tuned_checkpoints:
             self.tuned_checkpoints = self._tune_checkpoints(self.checkpoint_threshold)
 
     def _tune_checkpoints(self, threshold: str | None) -> bool:
         # DuckDB checkpoints every 16 MiB of WAL by default (about every 15,000 badges). Each checkpoint
         # rewrites every row group holding rows deleted since the last one, and a reload deletes each batch's
-        # ids: a 300k-badge reload spent 13 s of 17 s committing, 2 s with a 1 GB threshold. An append-only
-        # load keeps the default: its small checkpoints hide behind the fetch, a 256 MiB one stalls it.
+        # ids: a 300k-badge reload spent 13 s of 17 s committing, 2 s with a 1 GB threshold. A first load's
+        # checkpoints recompress the row group being filled each time: 1M badges took 21.5 s of CPU at the
+        # default, 18.5-19.4 s at 256 MiB (one core, benchmarks/README.md).
         # The setting is the database instance's: it is raised only from DuckDB's default and reset on close.
         if threshold is None:
             return False

@@ -244,13 +244,13 @@ def _threshold(conn):
     return conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
 
 
-def test_duckdb_writer_raises_the_checkpoint_threshold_for_a_deleting_load_and_restores_it(tmp_path):
+@pytest.mark.parametrize("append_only", [True, False])
+def test_duckdb_writer_raises_the_checkpoint_threshold_for_a_load_and_restores_it(tmp_path, append_only):
     path = str(tmp_path / "t.duckdb")
     other = duckdb.connect(path)  # same database instance: sees the instance-wide setting
     writer = DuckDBWriter(duckdb.connect(path), BADGES, TABLE)
-    writer.prepare_load(append_only=True)  # a first load: DuckDB's small checkpoints hide behind the fetch
     assert (writer.tuned_checkpoints, _threshold(other)) == (False, "16.0 MiB")
-    writer.prepare_load(append_only=False)
+    writer.prepare_load(append_only=append_only)
     assert (writer.tuned_checkpoints, _threshold(other)) == (True, "256.0 MiB")
     writer.close()
     assert _threshold(other) == "16.0 MiB"
@@ -275,7 +275,7 @@ def test_duckdb_writer_raises_the_checkpoint_threshold_for_a_deleting_load_and_r
         )
 
 
-def test_a_reload_through_run_transfer_tunes_checkpoints_and_a_first_load_does_not(tmp_path):
+def test_a_first_load_and_a_reload_through_run_transfer_tune_checkpoints(tmp_path):
     items = [_badge(i) for i in range(30)]
     seen = []
     for key in ("first", "reload"):
@@ -290,7 +290,7 @@ def test_a_reload_through_run_transfer_tunes_checkpoints_and_a_first_load_does_n
         )
         assert writer.count() == 30
         writer.close()
-    assert seen[0] == (True, "16.0 MiB")
+    assert seen[0] == (True, "256.0 MiB")
     assert seen[-1] == (False, "256.0 MiB")
 
 
