@@ -6,7 +6,8 @@ its own subprocess pinned to CPU 1, so its peak RSS and CPU are its own:
 * ``raw``: a plain ``requests`` + ``json`` loop over the cursor with **no** added latency (the wire at its
   fastest: the bar a latency-hiding load is measured against);
 * ``N=<n>``: the sliced load the operator runs (``badge_slice_source``: the planner and the cursors on one
-  shared ``AdaptiveLimiter``; ``TransferRun.run_sliced`` into a fresh DuckDB file), with the emulator
+  shared ``AdaptiveLimiter``; ``TransferRun.run_sliced`` into a fresh DuckDB file, or with
+  ``--destination postgres`` a fresh PostgreSQL schema), with the emulator
   answering every request after ``--latency-ms`` (default 100 ms: the real service's round trip).
 
 Each load's table is checked: row count, distinct ids and a checksum over every typed column, equal for every N.
@@ -35,7 +36,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import worker_result  # noqa: E402 (after the sys.path line)
+from _common import (  # noqa: E402 (after the sys.path line)
+    POSTGRES_DSN,
+    drop_schema,
+    postgres_schema,
+    worker_result,
+)
 
 
 def _pin(pid: int, cpu: int) -> None:
@@ -82,8 +88,19 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     n = args.cursors
     client = CredlyClient.create(args.token, args.org, base_url=args.base_url, pool_size=max(16, n))
-    con = duckdb.connect(args.target, config={"memory_limit": "128MB"})
-    writer = DuckDBWriter(con, BADGES, TableName.parse("credly_badges"))
+    table = TableName.parse("credly_badges")
+    writer: Any
+    if args.destination == "duckdb":
+        con = duckdb.connect(args.target, config={"memory_limit": "128MB"})
+        writer = DuckDBWriter(con, BADGES, table)
+    else:
+        import psycopg
+
+        from airflow_provider_credly.warehouse import PostgresWriter
+
+        writer = PostgresWriter(
+            psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}"), BADGES, table
+        )
     limiter = AdaptiveLimiter(n)
     plans: list[SlicePlan] = []
     # what the operator runs with parallel_cursors=n (planner, cursors and limiter)
@@ -102,9 +119,14 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
             result = run.run_sliced(source, "bench")
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     typed = [c.name for c in BADGES.columns if c.name != "raw"]
-    count, distinct, checksum = con.execute(
-        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(hash({', '.join(typed)})::HUGEINT) FROM credly_badges"
-    ).fetchone() or (0, 0, 0)
+    if args.destination == "duckdb":
+        checksum_sql = f"SUM(hash({', '.join(typed)})::HUGEINT)"
+    else:  # the same idea in PostgreSQL: a hash of every typed column's text
+        row_text = " || '|' || ".join(f"COALESCE(CAST({c} AS TEXT), '')" for c in typed)
+        checksum_sql = f"SUM(('x' || substr(md5({row_text}), 1, 15))::bit(60)::bigint)"
+    count, distinct, checksum = writer.fetchall(
+        f"SELECT COUNT(*), COUNT(DISTINCT id), {checksum_sql} FROM credly_badges"
+    )[0]
     writer.close()
     return {
         "rows": result.rows,
@@ -159,11 +181,18 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
         print(f"   raw (no latency) {raw['rows']:>9,} rows in {raw['seconds']:7.2f} s", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             for n in opts.cursor_counts:
+                schema = postgres_schema() if opts.destination == "postgres" else None
+                if opts.destination == "postgres" and schema is None:
+                    raise SystemExit("no PostgreSQL reachable at CREDLY_TEST_POSTGRES_DSN")
+                target = schema or f"{tmp}/n{n}.duckdb"
                 emu.set_faults(latency_ms=opts.latency_ms)
-                r = _run(
-                    [*common, "--worker", "sliced", "--cursors", str(n), "--target", f"{tmp}/n{n}.duckdb"]
-                )
-                emu.clear_faults()
+                try:
+                    args = ["--worker", "sliced", "--cursors", str(n), "--target", target]
+                    r = _run([*common, *args, "--destination", opts.destination])
+                finally:
+                    emu.clear_faults()
+                    if schema:
+                        drop_schema(schema)
                 r["rows_per_second"] = r["rows"] / r["seconds"]
                 r["vs_raw"] = r["rows_per_second"] / (raw["rows"] / raw["seconds"])
                 out[f"N={n}"] = r
@@ -195,6 +224,12 @@ def main() -> int:
     parser.add_argument("--page-sizes", default="50,1000")
     parser.add_argument("--cursor-counts", default="1,8,16")
     parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument(
+        "--destination",
+        choices=("duckdb", "postgres"),
+        default="duckdb",
+        help="where the loads write: a fresh DuckDB file or a fresh schema of CREDLY_TEST_POSTGRES_DSN",
+    )
     parser.add_argument("--json", help="write the figures here")
     opts = parser.parse_args()
     if opts.worker:
