@@ -475,6 +475,12 @@ class DuckDBWriter(SqlWriter):
         )
 
 
+def _without_nul(text: str) -> str:
+    """A page text without NUL characters, which PostgreSQL text and jsonb cannot hold (rare, so checked on
+    the text first)."""
+    return _json(_strip_nul(decode_records(text))) if "\\u0000" in text else text
+
+
 def _strip_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "")
@@ -653,8 +659,8 @@ def _as_text(value: Any) -> str:
 
 class PostgresWriter(SqlWriter):
     """PostgreSQL: each record parsed once in the client (msgspec, only the table's fields), its typed columns
-    ``COPY``-ed as text that PostgreSQL casts (timestamps, booleans), straight into the table for an
-    append-only load, else into a temporary table merged with one ``INSERT ... ON CONFLICT`` statement.
+    ``COPY``-ed straight into the table for an append-only load, else into a temporary table merged with one
+    ``INSERT ... ON CONFLICT`` statement.
 
     A batch whose values all have their column's JSON type (strings for text, RFC 3339 timestamps with an
     offset, booleans...) is decoded straight into binary ``COPY`` values (:func:`_typed_records`; the raw
@@ -691,16 +697,16 @@ class PostgresWriter(SqlWriter):
         )
         self._pathless = len(pathless)
         copy_columns = [spec.columns[i] for i in self._order] + list(LOAD_COLUMNS)
-        self._copy_names = ", ".join(c.name for c in copy_columns)
+        self._copy_column_names = [c.name for c in copy_columns]
+        self._copy_names = ", ".join(self._copy_column_names)
         # binary COPY (no text parsing of each value in the server, timestamps sent as integers): for a
         # psycopg 3 connection in UTF-8 whose table has exactly the columns' types (checked on first use)
         self._binary = _typed_records(spec.columns, _BINARY_READY_TYPES)
         if self._binary is not None and self._typed is not None:
             assert self._binary.columns == self._typed.columns  # the same tree: the same COPY order
-        self._binary_copy: tuple[list[str], list[str]] = (
-            [_BINARY_COPY_TYPES[c.kind][0] for c in copy_columns],
-            [_BINARY_COPY_TYPES[c.kind][1] for c in copy_columns],
-        )
+        # per COPY column: the type binary COPY declares, and the table column type it needs
+        self._binary_copy_types = [_BINARY_COPY_TYPES[c.kind][0] for c in copy_columns]
+        self._binary_table_types = [_BINARY_COPY_TYPES[c.kind][1] for c in copy_columns]
         self._binary_ok: bool | None = None
 
     def _values(self, fields: Sequence[Any], raw: str | None) -> list[Any]:
@@ -726,8 +732,7 @@ class PostgresWriter(SqlWriter):
 
     def _rows(self, text: str, extra: tuple[Any, ...]) -> Iterable[tuple[Any, ...]]:
         """The table rows of one page text: typed values, the raw text (or ``None``), the load columns."""
-        if "\\u0000" in text:  # text and jsonb cannot hold NUL characters: dropped (rare, so checked lazily)
-            text = _json(_strip_nul(decode_records(text)))
+        text = _without_nul(text)
         typed = self._typed
         if typed is not None:
             try:
@@ -817,9 +822,11 @@ class PostgresWriter(SqlWriter):
                         [str(self.table)],
                     )
                     have = dict(cur.fetchall())
-                    names = [n.strip() for n in self._copy_names.split(",")]
                     self._binary_ok = all(
-                        have.get(n) == t for n, t in zip(names, self._binary_copy[1], strict=True)
+                        have.get(name) == wanted
+                        for name, wanted in zip(
+                            self._copy_column_names, self._binary_table_types, strict=True
+                        )
                     )
             finally:
                 cur.close()
@@ -834,8 +841,7 @@ class PostgresWriter(SqlWriter):
         flatten = binary.flatten
         rows: list[tuple[Any, ...]] = []
         for text in texts:
-            if "\\u0000" in text:  # text and jsonb cannot hold NUL characters: dropped
-                text = _json(_strip_nul(decode_records(text)))
+            text = _without_nul(text)
             try:
                 records = binary.decoder.decode(text)
             except (msgspec.DecodeError, msgspec.ValidationError):
@@ -854,7 +860,7 @@ class PostgresWriter(SqlWriter):
         try:
             cur.adapters.register_dumper(bytes, _jsonb_binary_dumper(self.conn))
             with cur.copy(f"COPY {table} ({self._copy_names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(self._binary_copy[0])
+                copy.set_types(self._binary_copy_types)
                 for row in rows:
                     copy.write_row(row)
         finally:
