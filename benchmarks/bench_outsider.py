@@ -10,7 +10,8 @@ interleaved and repeated (medians of ``--repeat`` runs), every run verified (dis
 * ``duckdb``: ``run_transfer`` (the operator's machinery) into a fresh DuckDB file (``memory_limit``);
 * ``postgres``: the same into a fresh schema of the PostgreSQL at ``CREDLY_TEST_POSTGRES_DSN``; its figures
   include the CPU of the PostgreSQL backend serving the load (``/proc/<pg_backend_pid()>/stat`` before and
-  after, so the server must run on this machine);
+  after, so the server must run on this machine); ``postgres-json`` (not among the default ``--sides``) with
+  ``raw_json_type="json"``;
 * ``dlt`` and ``dlt-parquet`` (not among the default ``--sides``: minutes at 1M): a dlt ``rest_api`` pipeline
   over the same cursor into a fresh DuckDB file, ``write_disposition="merge"`` on ``id`` as ours
   (``benchmarks/bench_dlt_load.py`` in its own virtualenv ``benchmarks/.venv-dlt``, see
@@ -56,7 +57,7 @@ MEASURED_CPU = 1
 DLT_PYTHON = ROOT / "benchmarks" / ".venv-dlt" / "bin" / "python"
 DLT_SCRIPT = ROOT / "benchmarks" / "bench_dlt_load.py"
 DLT_SIDES = {"dlt": None, "dlt-parquet": "parquet"}  # side -> --loader-file-format (None: dlt's default)
-SIDES = ["raw", "duckdb", "postgres", *DLT_SIDES]
+SIDES = ["raw", "duckdb", "postgres", "postgres-json", *DLT_SIDES]
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -122,7 +123,9 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
         conn = psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}")
         backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         conn.commit()
-        writer = PostgresWriter(conn, BADGES, table, store_raw=args.store_raw)
+        writer = PostgresWriter(
+            conn, BADGES, table, store_raw=args.store_raw, raw_json_type=args.raw_json_type
+        )
 
     def open_pages(start_url: str | None) -> Any:
         return client.iter_high_volume_badge_pages(badge_format="minimal", start_url=start_url)
@@ -139,6 +142,8 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - started
     out: dict[str, Any] = {"rows": result.rows, "pages": result.pages, "seconds": seconds}
+    # the load's peak, before the verifying COUNT(DISTINCT id) (a hash of every id) can raise it
+    out["peak_rss_mb"] = _peak_rss_mb()
     if backend_pid:
         out["db_cpu_seconds"] = _proc_cpu_seconds(backend_pid) - db_cpu0
     (distinct, total) = writer.fetchall(f"SELECT COUNT(DISTINCT id), COUNT(*) FROM {table}")[0]
@@ -147,12 +152,16 @@ def work_transfer(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
 WORKERS = {"raw": work_raw, "duckdb": work_transfer, "postgres": work_transfer}
 
 
 def _worker_main(args: argparse.Namespace) -> None:
     out = WORKERS[args.worker](args)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    out.setdefault("peak_rss_mb", _peak_rss_mb())
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -218,12 +227,13 @@ def _run_side(side: str, common: list[str], emu: Any, target: str) -> dict[str, 
         return _run([*common, "--worker", "raw"])
     if side == "duckdb":
         return _run([*common, "--worker", "duckdb", "--target", target])
-    if side == "postgres":
+    if side in ("postgres", "postgres-json"):
         schema = postgres_schema()
         if schema is None:
             return None
+        raw_type = ["--raw-json-type", "json"] if side == "postgres-json" else []
         try:
-            return _run([*common, "--worker", "postgres", "--target", schema])
+            return _run([*common, "--worker", "postgres", "--target", schema, *raw_type])
         finally:
             drop_schema(schema)
     if side in DLT_SIDES:
@@ -289,6 +299,7 @@ def main() -> int:
     parser.add_argument("--badges", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--page-size", type=int, nargs="+", default=[1000, 50])
     parser.add_argument("--batch-rows", type=int, default=10_000, help="the operators' batch_rows")
+    parser.add_argument("--raw-json-type", default="jsonb", help="the PostgreSQL raw column's type")
     parser.add_argument("--duckdb-memory-limit", default="128MB")
     parser.add_argument(
         "--duckdb-setting",

@@ -111,6 +111,7 @@ class CanvasCredentialsAssertionsToSqlOperator(SqlTransferOperator):
         "destination_conn_id",
         "table",
         "checkpoint_key",
+        "raw_json_type",
         "issuer_id",
         "badge_class_id",
         "recipient",

@@ -252,9 +252,17 @@ def child_columns(spec: TableSpec, child: ChildSpec) -> tuple[Column, ...]:
 
 
 def create_table_sql(
-    spec: TableSpec, table: TableName, dialect: Dialect, *, children: bool = False
+    spec: TableSpec,
+    table: TableName,
+    dialect: Dialect,
+    *,
+    children: bool = False,
+    json_type: str | None = None,
 ) -> list[str]:
-    """``CREATE TABLE IF NOT EXISTS`` statements for the table (and its child tables when asked)."""
+    """``CREATE TABLE IF NOT EXISTS`` statements for the table (and its child tables when asked).
+
+    :param json_type: the SQL type of the JSON columns (``raw``) instead of the dialect's.
+    """
     cols = [*spec.columns, *LOAD_COLUMNS]
     # DuckDB keeps a primary key's ART index fully in memory (about 100+ bytes per row, never evicted), which
     # makes memory grow with the table: there the key is NOT NULL and kept unique by the writer instead.
@@ -263,7 +271,7 @@ def create_table_sql(
     # choice for strings, and checkpoints spend less time compressing them.
     raw_clause = " USING COMPRESSION zstd" if dialect == "duckdb" else ""
     body = ", ".join(
-        f"{c.name} {column_type(c.kind, dialect)}"
+        f"{c.name} {json_type if json_type and c.kind == 'json' else column_type(c.kind, dialect)}"
         + (key_clause if c.name == spec.key else "")
         + (raw_clause if c.name == RAW.name else "")
         for c in cols

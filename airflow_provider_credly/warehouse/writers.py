@@ -23,6 +23,7 @@ together with its checkpoint. No Airflow import.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -98,6 +99,8 @@ class SqlWriter:
     #: records per :meth:`write` of an append-only load (``None``: the whole commit batch); the load still
     #: commits every ``batch_rows``
     append_chunk_rows: int | None = 2_500
+    #: the SQL type :meth:`ensure_tables` gives JSON columns (``None``: the dialect's)
+    json_type: str | None = None
 
     def __init__(
         self,
@@ -198,7 +201,9 @@ class SqlWriter:
     def ensure_tables(self, extra_ddl: Iterable[str] = ()) -> None:
         """Create the table (and child tables) if missing, plus ``extra_ddl``; commits."""
         for stmt in [
-            *create_table_sql(self.spec, self.table, self.dialect, children=self.children),
+            *create_table_sql(
+                self.spec, self.table, self.dialect, children=self.children, json_type=self.json_type
+            ),
             *extra_ddl,
         ]:
             self.execute(stmt)
@@ -348,6 +353,12 @@ class DuckDBWriter(SqlWriter):
         self.checkpoint_threshold = checkpoint_threshold
         self.tuned_checkpoints = False
         self._merge_sql = self._build_merge()
+        # a timestamp without an offset is UTC, as Credly means it, not the session's time zone (by default
+        # the machine's): the connection is the writer's own, so the setting ends with it
+        try:
+            self.conn.execute("SET TimeZone = 'UTC'")
+        except Exception:  # no ICU extension: DuckDB then has no time zones and reads them as UTC already
+            pass
         self.conn.execute("BEGIN TRANSACTION")
 
     def prepare_load(self, *, append_only: bool) -> None:
@@ -509,8 +520,9 @@ _JSONB_V1 = b"\x01"
 
 
 @functools.cache
-def _jsonb_dumper_class(oid: int) -> type:
-    """A psycopg dumper sending ready jsonb binary values (``_JSONB_V1`` + the JSON bytes) as they are."""
+def _ready_dumper_class(oid: int) -> type:
+    """A psycopg dumper sending ready binary values as they are (jsonb: ``_JSONB_V1`` + the JSON bytes;
+    json: the JSON bytes)."""
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
@@ -524,10 +536,10 @@ def _jsonb_dumper_class(oid: int) -> type:
     return ReadyJsonbBinaryDumper
 
 
-def _jsonb_binary_dumper(conn: Any) -> type:
-    """:func:`_jsonb_dumper_class` for the connection's ``jsonb`` type (``COPY.set_types`` picks dumpers by
-    type: registered for ``bytes`` on the cursor, it is the one ``jsonb`` columns get)."""
-    return _jsonb_dumper_class(conn.adapters.types["jsonb"].oid)
+def _ready_binary_dumper(conn: Any, type_name: str) -> type:
+    """:func:`_ready_dumper_class` for the connection's ``json`` or ``jsonb`` type (``COPY.set_types`` picks
+    dumpers by type: registered for ``bytes`` on the cursor, it is the one such columns get)."""
+    return _ready_dumper_class(conn.adapters.types[type_name].oid)
 
 
 #: the msgspec types that decode a column's JSON value exactly as PostgreSQL's ``COPY`` text takes it
@@ -550,13 +562,25 @@ _BINARY_READY_TYPES: Mapping[str, Any] = {
 }
 
 #: per column kind: the type binary ``COPY`` is declared with, and ``format_type`` of the table column it needs
+#: (a JSON column is sent as its table column's own type, ``jsonb`` or ``json``: see :data:`RAW_JSON_TYPES`)
 _BINARY_COPY_TYPES: Mapping[str, tuple[str, str]] = {
     "text": ("text", "text"),
     "timestamp": ("timestamptz", "timestamp with time zone"),
     "bool": ("bool", "boolean"),
     "int": ("int8", "bigint"),
-    "json": ("jsonb", "jsonb"),
 }
+
+#: the PostgreSQL types the ``raw`` column may have (``raw_json_type``): ``jsonb`` (default: indexable,
+#: containment operators) or ``json`` (the record's text as sent, validated only: the server's load CPU about
+#: a third lower, each query parsing it again; benchmarks/README.md)
+RAW_JSON_TYPES = ("jsonb", "json")
+
+
+def check_raw_json_type(value: str) -> str:
+    """``value`` if it is one of :data:`RAW_JSON_TYPES`, else :class:`ValueError`."""
+    if value not in RAW_JSON_TYPES:
+        raise ValueError(f"raw_json_type must be one of {', '.join(RAW_JSON_TYPES)}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -662,16 +686,22 @@ class PostgresWriter(SqlWriter):
     ``COPY``-ed straight into the table for an append-only load, else into a temporary table merged with one
     ``INSERT ... ON CONFLICT`` statement.
 
-    A batch whose values all have their column's JSON type (strings for text, RFC 3339 timestamps with an
+    A page whose values all have their column's JSON type (strings for text, RFC 3339 timestamps with an
     offset, booleans...) is decoded straight into binary ``COPY`` values (:func:`_typed_records`; the raw
     column as the record's bytes): the server parses no value text, timestamps arrive as integers, which
-    cut its CPU by a third (benchmarks/README.md). Otherwise the batch goes as text ``COPY``: clean pages
-    decoded into text values, any other page converted value by value in Python, PostgreSQL casting each
-    value as before. A table whose columns are not of exactly the types the writer creates (made by hand,
-    ``raw`` as ``json``...) always gets text ``COPY``.
+    cut its CPU by a third. The batch's pages go into one ``COPY``, each sent as soon as it is decoded, so
+    the server stores one page while the client decodes the next (a 100k-badge replay: 1.9 s -> 1.2 s with
+    ``raw`` as ``json``; benchmarks/README.md). Any other page goes in a text ``COPY`` after it, in the same
+    transaction: clean pages decoded into text values, others converted value by value in Python,
+    PostgreSQL casting each value. A table whose columns are not of exactly the types the writer creates
+    (made by hand, ``raw`` as ``text``...) always gets text ``COPY``; ``raw`` may be ``jsonb`` or ``json``
+    (``raw_json_type``).
 
     The jsonb staging this replaces (``COPY`` of the page texts, ``jsonb_array_elements`` and ``->>`` in the
     merge) cost the server ~4x the CPU (benchmarks/README.md).
+
+    :param raw_json_type: the type of the ``raw`` column when the writer creates the table, one of
+        :data:`RAW_JSON_TYPES` (an existing table keeps its own).
     """
 
     dialect: Dialect = "postgres"
@@ -679,9 +709,12 @@ class PostgresWriter(SqlWriter):
     # already held would fail on the primary key, never duplicate)
     deletes_before_insert = True
 
-    def __init__(self, conn: Any, spec: TableSpec, table: TableName, **kwargs: Any) -> None:
+    def __init__(
+        self, conn: Any, spec: TableSpec, table: TableName, *, raw_json_type: str = "jsonb", **kwargs: Any
+    ) -> None:
         kwargs.setdefault("placeholder", "%s")
         super().__init__(conn, spec, table, **kwargs)
+        self.json_type = check_raw_json_type(raw_json_type)
         self.stage = f"credly_stage_{spec.kind}"
         self._staged = False
         # each column's record field (its path's first step), the rest of its path and its kind
@@ -704,10 +737,11 @@ class PostgresWriter(SqlWriter):
         self._binary = _typed_records(spec.columns, _BINARY_READY_TYPES)
         if self._binary is not None and self._typed is not None:
             assert self._binary.columns == self._typed.columns  # the same tree: the same COPY order
-        # per COPY column: the type binary COPY declares, and the table column type it needs
-        self._binary_copy_types = [_BINARY_COPY_TYPES[c.kind][0] for c in copy_columns]
-        self._binary_table_types = [_BINARY_COPY_TYPES[c.kind][1] for c in copy_columns]
+        self._copy_kinds = [c.kind for c in copy_columns]
         self._binary_ok: bool | None = None
+        # set by the catalog check: the table's JSON columns' type and the types binary COPY declares
+        self._json_type = "jsonb"
+        self._binary_copy_types: list[str] = []
 
     def _values(self, fields: Sequence[Any], raw: str | None) -> list[Any]:
         out: list[Any] = []
@@ -790,12 +824,13 @@ class PostgresWriter(SqlWriter):
                 self._staged = True
             self.execute(f"TRUNCATE {self.stage}")
             target = self.stage
-        binary = self._binary_rows(texts, extra)
-        if binary is not None:
-            self._copy_binary(target, binary)
-        else:
+        odd = self._copy_binary(target, texts, extra)
+        if odd:
+            # PostgreSQL reads a timestamp without an offset in the session's time zone: UTC, as Credly
+            # means it, for this batch's transaction only
+            self.execute("SET LOCAL TIME ZONE 'UTC'")
             self._copy_rows(
-                target, self._copy_names, (row for text in texts for row in self._rows(text, extra))
+                target, self._copy_names, (row for text in odd for row in self._rows(text, extra))
             )
         if not self.append_only:
             self.execute(
@@ -807,7 +842,7 @@ class PostgresWriter(SqlWriter):
 
     def _binary_usable(self) -> bool:
         """Whether batches may go as binary ``COPY``: psycopg 3, UTF-8, and the table's columns of exactly the
-        types the values are sent as (a table created otherwise, e.g. ``raw`` as ``json``, goes as text)."""
+        types the values are sent as (a table created otherwise, e.g. ``raw`` as ``text``, goes as text)."""
         if self._binary_ok is None:
             self._binary_ok = False
             cur = self.conn.cursor()
@@ -821,50 +856,69 @@ class PostgresWriter(SqlWriter):
                         "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
                         [str(self.table)],
                     )
-                    have = dict(cur.fetchall())
-                    self._binary_ok = all(
-                        have.get(name) == wanted
-                        for name, wanted in zip(
-                            self._copy_column_names, self._binary_table_types, strict=True
-                        )
-                    )
+                    self._binary_ok = self._read_binary_types(dict(cur.fetchall()))
             finally:
                 cur.close()
         return self._binary_ok
 
-    def _binary_rows(self, texts: Sequence[str], extra: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
-        """The batch's rows for binary ``COPY``, or ``None`` when a page holds a value the binary decode does
-        not take (the whole batch then goes as text: one ``COPY`` has one format)."""
+    def _read_binary_types(self, have: Mapping[str, str]) -> bool:
+        """Whether the table's columns (name -> ``format_type``) take binary ``COPY``; sets the types it
+        declares (JSON columns: the table's one type, ``jsonb`` or ``json``)."""
+        columns = list(zip(self._copy_column_names, self._copy_kinds, strict=True))
+        json_types = {have.get(name) for name, kind in columns if kind == "json"} or {"jsonb"}
+        json_type = json_types.pop() if len(json_types) == 1 else None
+        if json_type not in RAW_JSON_TYPES or any(
+            have.get(name) != _BINARY_COPY_TYPES[kind][1] for name, kind in columns if kind != "json"
+        ):
+            return False
+        self._json_type = json_type
+        self._binary_copy_types = [
+            json_type if k == "json" else _BINARY_COPY_TYPES[k][0] for k in self._copy_kinds
+        ]
+        return True
+
+    def _binary_page_rows(self, text: str, extra: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """A page's rows for binary ``COPY``, or ``None`` when it holds a value the binary decode does not
+        take (that page then goes as text)."""
         binary = self._binary
-        if binary is None or not self._binary_usable():
+        assert binary is not None
+        text = _without_nul(text)
+        try:
+            records = binary.decoder.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         flatten = binary.flatten
-        rows: list[tuple[Any, ...]] = []
-        for text in texts:
-            text = _without_nul(text)
-            try:
-                records = binary.decoder.decode(text)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                return None
-            if self.store_raw:
-                # jsonb's binary form is a version byte and the JSON text: the record's bytes as sent
-                raws = [(_JSONB_V1 + bytes(r),) * self._pathless for r in _RAW_DECODER.decode(text)]
-                rows.extend(flatten(rec) + raw + extra for rec, raw in zip(records, raws, strict=True))
-            else:
-                tail = (None,) * self._pathless + extra
-                rows.extend(flatten(rec) + tail for rec in records)
-        return rows
+        if not self.store_raw:
+            tail = (None,) * self._pathless + extra
+            return [flatten(rec) + tail for rec in records]
+        # jsonb's binary form is a version byte and the JSON text, json's the text: the record's bytes as sent
+        prefix = _JSONB_V1 if self._json_type == "jsonb" else b""
+        raws = [(prefix + bytes(r),) * self._pathless for r in _RAW_DECODER.decode(text)]
+        return [flatten(rec) + raw + extra for rec, raw in zip(records, raws, strict=True)]
 
-    def _copy_binary(self, table: TableName | str, rows: list[tuple[Any, ...]]) -> None:
-        cur = self.conn.cursor()
-        try:
-            cur.adapters.register_dumper(bytes, _jsonb_binary_dumper(self.conn))
-            with cur.copy(f"COPY {table} ({self._copy_names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(self._binary_copy_types)
+    def _copy_binary(self, table: TableName | str, texts: Sequence[str], extra: tuple[Any, ...]) -> list[str]:
+        """Binary ``COPY`` of the pages the binary decode takes, each sent as soon as it is decoded (the server
+        stores one page while the client decodes the next); returns the other pages, for text ``COPY``."""
+        if self._binary is None or not self._binary_usable():
+            return list(texts)
+        odd: list[str] = []
+        with contextlib.ExitStack() as stack:
+            copy = None
+            for text in texts:
+                rows = self._binary_page_rows(text, extra)
+                if rows is None:
+                    odd.append(text)
+                    continue
+                if copy is None:  # opened on the first page that goes as binary
+                    cur = stack.enter_context(contextlib.closing(self.conn.cursor()))
+                    cur.adapters.register_dumper(bytes, _ready_binary_dumper(self.conn, self._json_type))
+                    copy = stack.enter_context(
+                        cur.copy(f"COPY {table} ({self._copy_names}) FROM STDIN (FORMAT BINARY)")
+                    )
+                    copy.set_types(self._binary_copy_types)
                 for row in rows:
                     copy.write_row(row)
-        finally:
-            cur.close()
+        return odd
 
     def _copy_rows(self, table: TableName | str, names: str, rows: Iterable[Sequence[Any]]) -> None:
         cur = self.conn.cursor()
@@ -911,14 +965,25 @@ def dialect_of(hook: Any) -> str:
 
 
 def writer_for(
-    hook: Any, spec: TableSpec, table: TableName, *, children: bool = False, store_raw: bool = True
+    hook: Any,
+    spec: TableSpec,
+    table: TableName,
+    *,
+    children: bool = False,
+    store_raw: bool = True,
+    raw_json_type: str = "jsonb",
 ) -> SqlWriter:
     """The fastest writer for a ``DbApiHook``, by its SQL dialect (:func:`dialect_of`): DuckDB and
     PostgreSQL bulk paths, else the portable one with the hook's placeholder (``children`` and
-    ``store_raw``: see :class:`SqlWriter`)."""
+    ``store_raw``: see :class:`SqlWriter`; ``raw_json_type``: see :class:`PostgresWriter`, PostgreSQL only)."""
+    check_raw_json_type(raw_json_type)
     dialect = dialect_of(hook)
     bulk = _BULK_WRITERS.get(dialect)
     conn = open_waiting_for_lock(hook.get_conn) if dialect == "duckdb" else hook.get_conn()
+    if bulk is PostgresWriter:
+        return PostgresWriter(
+            conn, spec, table, children=children, store_raw=store_raw, raw_json_type=raw_json_type
+        )
     if bulk is not None:
         return bulk(conn, spec, table, children=children, store_raw=store_raw)
     placeholder = getattr(hook, "placeholder", None) or "%s"

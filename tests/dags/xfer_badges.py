@@ -33,6 +33,7 @@ PARAMS = {
     "mode": "full",
     "badge_format": "default",
     "parallel_cursors": 1,  # the single cursor; tests of the sliced load pass 4
+    "raw_json_type": "jsonb",
 }
 
 
@@ -51,6 +52,7 @@ def _badges_dag(dag_id: str, *, prune: bool) -> DAG:
             mode="{{ params.mode }}",
             badge_format="{{ params.badge_format }}",
             parallel_cursors="{{ params.parallel_cursors }}",
+            raw_json_type="{{ params.raw_json_type }}",
             prune=prune,
             batch_rows=2000,
             page_queue_size=3,

@@ -52,22 +52,25 @@ def _run(dag, **conf):
     return run_dag(dag, logical_date=pendulum.now("UTC"), run_conf={**CONF, **conf})
 
 
-def test_full_incremental_and_noop_rerun(airflow_db, emulator, postgres_conn, dags):
+@pytest.mark.parametrize("raw_json_type", ["jsonb", "json"])
+def test_full_incremental_and_noop_rerun(airflow_db, emulator, postgres_conn, dags, raw_json_type):
     schema = postgres_conn
-    dr = _run(dags.xfer_badges)
+    dr = _run(dags.xfer_badges, raw_json_type=raw_json_type)
     assert task_states(dr) == {"load": "success"}
-    # the table was created in the fixture's schema, not in public
+    # the table was created in the fixture's schema, not in public, with raw of the type asked for
     tables = _query(
-        schema, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'credly_badges'"
+        schema,
+        "SELECT c.table_schema, c.data_type FROM information_schema.columns c"
+        " WHERE c.table_name = 'credly_badges' AND c.column_name = 'raw'",
     )
-    assert (schema,) in tables
+    assert (schema, raw_json_type) in tables
     rows = _rows(schema)
     assert len(rows) == N_BADGES
     assert_table_matches(rows, expected_badges(emulator.state))
 
     before = {r[0]: r for r in _snapshot(schema)}
     changed = change_some_badges(emulator.state)
-    dr = _run(dags.xfer_badges, mode="incremental")
+    dr = _run(dags.xfer_badges, mode="incremental", raw_json_type=raw_json_type)
     assert task_states(dr) == {"load": "success"}
     after = {r[0]: r for r in _snapshot(schema)}
     touched = {i for i in after if after[i] != before.get(i)}
@@ -76,7 +79,7 @@ def test_full_incremental_and_noop_rerun(airflow_db, emulator, postgres_conn, da
     assert_table_matches([r for r in rows if r[0] != changed["replaced"]], expected_badges(emulator.state))
 
     # rerunning the same interval changes nothing but the load stamps of the rows it rewrites
-    dr = _run(dags.xfer_badges, mode="incremental")
+    dr = _run(dags.xfer_badges, mode="incremental", raw_json_type=raw_json_type)
     assert task_states(dr) == {"load": "success"}
     again = {r[0]: r[:3] for r in _snapshot(schema)}
     assert again == {k: v[:3] for k, v in after.items()}

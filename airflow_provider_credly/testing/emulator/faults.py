@@ -1,12 +1,15 @@
-"""Deterministic fault injection: rate limiting, 5xx, dropped connections, malformed bodies, latency."""
+"""Deterministic fault injection: rate limiting, 5xx, dropped connections, malformed bodies, latency, and
+odd-but-valid badge values."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from email.utils import formatdate
 from typing import Any
@@ -16,6 +19,21 @@ ERROR_STATUSES = (500, 502, 503)
 AFTER_MODES = ("alternate", "error", "drop")
 MALFORMED_KINDS = ("truncated", "empty_object", "html")
 MALFORMED_MODES = ("rotate", *MALFORMED_KINDS)
+#: the value shapes of an ``odd_values_rate`` record (see ``render.odd_badge``): its timestamps without an
+#: offset, with a space for the ``T``, with 6 fractional digits, with ``+00:00``, or as the same instant at
+#: ``+02:00`` / ``-09:30``; its ``issuer_earner_id`` as a JSON number; its names with characters that stress
+#: ``COPY`` (backslash, tab, CR/LF, ``\N``, ``\.``, non-BMP letters), sent as UTF-8 or ``\u`` escapes
+ODD_VALUE_KINDS = (
+    "naive",
+    "space",
+    "micros",
+    "utc_offset",
+    "plus_two",
+    "minus_nine_thirty",
+    "number",
+    "stress",
+    "escaped",
+)
 _HTML_PAGE = (
     "<!DOCTYPE html><html><head><title>Maintenance</title></head>"
     "<body><h1>We'll be right back</h1><p>The service is under maintenance.</p></body></html>"
@@ -49,6 +67,13 @@ class FaultConfig:
     malformed_mode: str = "rotate"
     """The unusable body: ``truncated`` (the JSON cut in half, with the Content-Length of the cut body),
     ``empty_object`` (``{}``), ``html`` (an HTML page, ``text/html``) or ``rotate`` (each in turn)."""
+    odd_values_rate: float = 0.0
+    """Fraction of badge records (every render: ``minimal`` and ``default`` cursor pages, full badges, events,
+    employee data) whose values take shapes a real server may send and a client must store without loss:
+    timestamps without an offset, with a space separator, 6 fractional digits or another offset (the same
+    instant), ``issuer_earner_id`` as a JSON number, names with backslashes, tabs, newlines and non-BMP
+    characters (``ODD_VALUE_KINDS``). Chosen by a hash of ``(seed, record)``, not by the request RNG: a
+    record renders the same on every request and page. The Canvas emulator ignores it."""
     latency_ms: float = 0.0
     """Added latency per request."""
     fail_paths: str | None = None
@@ -63,6 +88,22 @@ class FaultConfig:
 
 
 FAULT_NAMES = frozenset(f.name for f in fields(FaultConfig))
+
+
+@dataclass(frozen=True)
+class OddValues:
+    """Which badge records ``odd_values_rate`` renders with odd values, and how (one of
+    ``ODD_VALUE_KINDS``): a hash of ``(seed, record index)``, the same on every request."""
+
+    rate: float
+    seed: int
+
+    def kind(self, r: int) -> str | None:
+        """The odd shape of record ``r``, or ``None`` (rendered as usual)."""
+        digest = hashlib.blake2b(f"{self.seed}:{r}".encode(), digest_size=16, person=b"odd-values").digest()
+        if int.from_bytes(digest[:8]) / 2.0**64 >= self.rate:
+            return None
+        return ODD_VALUE_KINDS[int.from_bytes(digest[8:]) % len(ODD_VALUE_KINDS)]
 
 
 @dataclass
@@ -95,7 +136,17 @@ class FaultInjector:
     def __init__(self, **config: Any) -> None:
         self._lock = threading.Lock()
         self.config = FaultConfig()
+        #: the ``odd_values_rate`` choice of records (``None``: no odd values), handed to the watchers
+        self.odd_values: OddValues | None = None
+        self._odd_watchers: list[Callable[[OddValues | None], None]] = []
         self.configure(**config)
+
+    def watch_odd_values(self, callback: Callable[[OddValues | None], None]) -> None:
+        """Call ``callback(odd_values)`` now and whenever ``configure`` changes them (the server hands them to
+        its state, which the badge renders read)."""
+        with self._lock:
+            self._odd_watchers.append(callback)
+            callback(self.odd_values)
 
     def configure(self, **changes: Any) -> None:
         """Update some knobs (unknown names raise ``TypeError``, bad values ``ValueError``)."""
@@ -118,6 +169,12 @@ class FaultInjector:
             self._injected = 0
             methods = merged.error_methods
             self._error_methods = {m.strip().upper() for m in methods.split(",")} if methods else None
+            rate = float(merged.odd_values_rate)
+            odd = OddValues(rate, int(merged.seed)) if rate else None
+            if odd != self.odd_values:
+                self.odd_values = odd
+                for callback in self._odd_watchers:
+                    callback(odd)
 
     def clear(self) -> None:
         """Back to no faults (keeps the seed)."""
@@ -213,7 +270,7 @@ def malformed_body(kind: str, body: bytes) -> tuple[bytes, str]:
 
 
 def _validate(cfg: FaultConfig) -> None:
-    for name in ("error_rate", "error_after_rate", "drop_rate", "malformed_rate"):
+    for name in ("error_rate", "error_after_rate", "drop_rate", "malformed_rate", "odd_values_rate"):
         value = getattr(cfg, name)
         if not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {value!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from json.encoder import encode_basestring as _encode_str
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from .util import (
 )
 
 if TYPE_CHECKING:
+    from .faults import OddValues
     from .state import AuthToken, EmulatorState, Event
     from .store import Template
     from .workforce import Employee
@@ -248,7 +250,7 @@ def badge_full(state: EmulatorState, r: int) -> dict[str, Any]:
     group = store.extra[r].group if r >= store.n_seeded else None
     if group:
         out["issuer_earner_group"] = dict(group)
-    return out
+    return _with_odd_values(state, r, out)
 
 
 def _cached(state: EmulatorState, key: tuple[Any, ...], build: Any) -> Any:
@@ -320,7 +322,7 @@ def badge_hv_default(state: EmulatorState, r: int) -> dict[str, Any]:
             "user": {"id": user_id_for(store.email(r))},
         }
     )
-    return out
+    return _with_odd_values(state, r, out)
 
 
 def _js(value: str | None) -> str:
@@ -346,7 +348,7 @@ def badge_minimal_json(state: EmulatorState, r: int) -> str:
     email, first, middle, last, ieid = s.person(r)
     full = f"{first} {middle} {last}" if middle else f"{first} {last}"
     bid = s.ids[r]
-    return (
+    text = (
         f'{{"id":"{bid}","issued_to":{_js(full)},"issued_to_first_name":{_js(first)},'
         f'"issued_to_middle_name":{_js(middle)},"issued_to_last_name":{_js(last)},'
         f'"issuer_earner_id":{_js(ieid)},'
@@ -357,12 +359,74 @@ def badge_minimal_json(state: EmulatorState, r: int) -> str:
         f'"state_updated_at":{_ts(s.state_updated[r])},"badge_template":{tpl},'
         f'"user":{{"id":"{user_id_for(email)}"}}}}'
     )
+    odd = state.odd_values  # the one check of the hot path when odd_values_rate is 0
+    return text if odd is None else _odd_json(text, odd, r)
 
 
 def badge_minimal(state: EmulatorState, r: int) -> dict[str, Any]:
     """``badge_format=minimal`` shape of the high-volume endpoint (as a dict)."""
     result: dict[str, Any] = json.loads(badge_minimal_json(state, r))
     return result
+
+
+#: the timestamp fields of a badge record that ``odd_values_rate`` reshapes
+_ODD_TIMESTAMPS = ("updated_at", "created_at", "expires_at", "issued_at", "state_updated_at")
+#: the offsets of the ``plus_two`` and ``minus_nine_thirty`` shapes (the same instant in another offset)
+_ODD_OFFSETS = {
+    "plus_two": timezone(timedelta(hours=2)),
+    "minus_nine_thirty": timezone(-timedelta(hours=9, minutes=30)),
+}
+#: appended to the names of a ``stress`` / ``escaped`` record: a backslash, a tab, a quote, CR LF, text
+#: ``COPY``'s NULL marker and end-of-data line, non-BMP letters and an emoji, an accent, U+2028
+ODD_TEXT = ' O\\Neil\t"Q" \\N\r\n\\.\n\U0001d518\U0001d52b\U0001d526 \U0001f600 \u00e9\u2028'
+
+
+def odd_badge(doc: dict[str, Any], kind: str, r: int) -> dict[str, Any]:
+    """Give a badge record (any render, as a dict) the odd values of ``kind`` (one of
+    ``faults.ODD_VALUE_KINDS``), in place; returns it. Every shape means what the usual one does: the same
+    instants, a number where a text is expected, the same names plus :data:`ODD_TEXT`."""
+    if kind == "number":
+        if "issuer_earner_id" in doc:  # a small number, or one beyond 64 bits (exact in JSON)
+            doc["issuer_earner_id"] = 2**64 + r if r % 2 else 1_000_000 + r
+    elif kind in ("stress", "escaped"):
+        for name in ("issued_to", "issued_to_last_name"):
+            if isinstance(doc.get(name), str):
+                doc[name] += ODD_TEXT
+    else:
+        for name in _ODD_TIMESTAMPS:
+            value = doc.get(name)
+            if isinstance(value, str) and value.endswith("Z"):
+                doc[name] = _odd_timestamp(value, kind)
+    return doc
+
+
+def _odd_timestamp(text: str, kind: str) -> str:
+    """``2025-08-06T14:41:00.123Z`` in the shape ``kind``, the same instant."""
+    if kind == "naive":
+        return text[:-1]
+    if kind == "space":
+        return text.replace("T", " ", 1)
+    if kind == "micros":
+        return text[:-1] + "000Z"
+    if kind == "utc_offset":
+        return text[:-1] + "+00:00"
+    return datetime.fromisoformat(text).astimezone(_ODD_OFFSETS[kind]).isoformat(timespec="milliseconds")
+
+
+def _with_odd_values(state: EmulatorState, r: int, doc: dict[str, Any]) -> dict[str, Any]:
+    odd = state.odd_values
+    kind = None if odd is None else odd.kind(r)
+    return doc if kind is None else odd_badge(doc, kind, r)
+
+
+def _odd_json(text: str, odd: OddValues, r: int) -> str:
+    """A minimal record's JSON text with its odd values (``escaped``: every non-ASCII character as ``\\u``
+    escapes, surrogate pairs for the non-BMP ones)."""
+    kind = odd.kind(r)
+    if kind is None:
+        return text
+    doc = odd_badge(json.loads(text), kind, r)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=kind == "escaped")
 
 
 def employee(e: Employee) -> dict[str, Any]:
@@ -426,7 +490,7 @@ def employee_data(state: EmulatorState, e: Employee, rows: list[int]) -> dict[st
                 "issuer": {"name": state.org["name"], "image_url": None},
             }
         )
-        badges.append(item)
+        badges.append(_with_odd_values(state, r, item))
     out["badges"] = badges
     return out
 

@@ -37,6 +37,7 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: EmulatorState, faults: FaultInjector) -> None:
         self.state = state
         self.faults = faults
+        faults.watch_odd_values(lambda odd: setattr(state, "odd_values", odd))  # read by the badge renders
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, EmulatorRequestHandler)

@@ -28,6 +28,7 @@ from .errors import (
     not_found,
     validation_error,
 )
+from .faults import OddValues
 from .filters import (
     BADGE_SORT_KEYS,
     BadgeFilter,
@@ -161,6 +162,9 @@ class EmulatorState:
         self.clock: Callable[[], datetime] = clock or utc_now
         self.lock = threading.RLock()
         self.stats = Stats()
+        #: the records the badge renders give odd values (set by the server from its ``odd_values_rate``
+        #: knob; ``None``: none)
+        self.odd_values: OddValues | None = None
         self.org_id = stable_uuid(seed, "organization")
         self.token = token or "emu" + stable_uuid(seed, "token").replace("-", "")
         self.token_id = stable_uuid(seed, "token-id")

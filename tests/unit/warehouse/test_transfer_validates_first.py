@@ -53,3 +53,20 @@ def test_prune_with_a_filter_fails_before_any_table(db_path, monkeypatch):
     with pytest.raises(ValueError, match="unfiltered"):
         op.execute({})
     assert _tables(db_path) == []
+
+
+def test_an_unknown_raw_json_type_fails_before_any_table(db_path, monkeypatch):
+    set_connection(
+        monkeypatch,
+        "credly_default",
+        conn_type="credly",
+        host="http://127.0.0.1:9/v1",
+        password="tok-123456",
+        extra={"organization_id": "org"},
+    )
+    op = CredlyBadgesToSqlOperator(
+        task_id="t", table="loaded", destination_conn_id="wh", raw_json_type="text"
+    )
+    with pytest.raises(ValueError, match="raw_json_type must be one of jsonb, json, got 'text'"):
+        op.execute({})
+    assert _tables(db_path) == []

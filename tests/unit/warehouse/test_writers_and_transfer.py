@@ -7,11 +7,14 @@ import json
 import sqlite3
 import threading
 import time
+from datetime import datetime
 
 import duckdb
+import msgspec
 import pytest
 
 from airflow_provider_credly.client.pagination import Page
+from airflow_provider_credly.client.times import parse_timestamp
 from airflow_provider_credly.warehouse import (
     BADGES,
     CheckpointStore,
@@ -55,7 +58,7 @@ def _pages(items, size=10):
     return open_pages
 
 
-def _postgres_writer(request, children):
+def _postgres_writer(request, children, **kwargs):
     import uuid
 
     import psycopg
@@ -67,7 +70,11 @@ def _postgres_writer(request, children):
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
         admin.execute(f"create schema {schema}")
     writer = PostgresWriter(
-        psycopg.connect(POSTGRES_DSN, options=f"-c search_path={schema}"), BADGES, TABLE, children=children
+        psycopg.connect(POSTGRES_DSN, options=f"-c search_path={schema}"),
+        BADGES,
+        TABLE,
+        children=children,
+        **kwargs,
     )
 
     def cleanup():
@@ -643,11 +650,17 @@ def test_transfer_run_steps_read_the_checkpoint_once_then_resume_stream_and_fini
 
 
 def _copy_formats(writer, monkeypatch):
-    """The formats of the writer's COPY statements, in order, as they run."""
+    """The formats of the COPY statements psycopg runs, in order, as they run."""
+    import psycopg
+
     formats = []
-    real_binary, real_text = writer._copy_binary, writer._copy_rows
-    monkeypatch.setattr(writer, "_copy_binary", lambda *a: (formats.append("binary"), real_binary(*a))[1])
-    monkeypatch.setattr(writer, "_copy_rows", lambda *a: (formats.append("text"), real_text(*a))[1])
+    real = psycopg.Cursor.copy
+
+    def copy(self, statement, *args, **kwargs):
+        formats.append("binary" if "FORMAT BINARY" in str(statement) else "text")
+        return real(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", copy)
     return formats
 
 
@@ -686,28 +699,50 @@ def test_postgres_sends_clean_batches_as_binary_copy_with_the_same_values(reques
     "odd",
     [
         {"issued_at": "2025-01-02 03:04:05+00"},  # PostgreSQL reads it; RFC 3339 does not
-        {"issued_at": "2025-01-02T03:04:05"},  # no offset: PostgreSQL's session time zone, as before
+        {"issued_at": "2025-01-02T03:04:05"},  # no offset: UTC, as Credly means it (not the session's zone)
         {"state": 3},  # a number in a text column
     ],
 )
-def test_postgres_sends_a_batch_with_an_odd_value_as_text_whole(request, odd, monkeypatch):
+def test_postgres_sends_a_page_with_an_odd_value_as_text_after_the_binary_pages(request, odd, monkeypatch):
     writer, cleanup = _postgres_writer(request, children=False)
     formats = _copy_formats(writer, monkeypatch)
     try:
+        writer.execute("SET TIME ZONE 'Asia/Kathmandu'")  # a session not in UTC (+05:45)
         writer.ensure_tables()
         writer.prepare_load(append_only=True)
         clean, weird = _badge(1), _badge(2, **odd)
-        written = writer.write([_raw_page([clean], "p1"), _raw_page([weird], "p2")], LoadMeta.new("l"))
+        pages = [_raw_page([clean], "p1"), _raw_page([weird], "p2"), _raw_page([_badge(3)], "p3")]
+        written = writer.write(pages, LoadMeta.new("l"))
         writer.commit()
-        assert written == 2 and formats == ["text"]
+        # the clean pages in one binary COPY, the odd one in a text COPY after it (one transaction)
+        assert written == 3 and formats == ["binary", "text"]
+        assert writer.count() == 3
         rows = _postgres_rows(writer, "state", "issued_at")
-        assert rows["id-00001"][1].isoformat() == "2025-01-02T03:04:05+00:00"
+        assert rows["id-00001"][1] == parse_timestamp("2025-01-02T03:04:05Z")  # read in +05:45: the instant
         assert rows["id-00002"][0] == str(weird["state"])
-        # as PostgreSQL itself reads the value (a naive one in the session's time zone)
-        (expected,) = writer.fetchall("SELECT CAST(%s AS TIMESTAMPTZ)", [weird["issued_at"]])[0]
-        assert rows["id-00002"][1] == expected
+        # the same instant as the product reads it (a naive one as UTC), whatever the session's time zone
+        assert rows["id-00002"][1] == parse_timestamp(weird["issued_at"])
     finally:
         cleanup()
+
+
+def test_duckdb_reads_a_timestamp_without_offset_as_utc_in_any_session_time_zone(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "tz.duckdb"))
+    conn.execute("SET TimeZone = 'Asia/Kathmandu'")  # +05:45 (by default DuckDB takes the machine's)
+    writer = DuckDBWriter(conn, BADGES, TABLE)
+    writer.ensure_tables()
+    shapes = [
+        "2025-01-02T03:04:05",
+        "2025-01-02 03:04:05Z",
+        "2025-01-02T08:49:05+05:45",
+        "2025-01-01T17:34:05-09:30",
+    ]
+    items = [_badge(i, issued_at=text) for i, text in enumerate(shapes)]
+    assert writer.write([_raw_page(items, "p1")], LoadMeta.new("l")) == len(shapes)
+    writer.commit()
+    stored = {r[0] for r in writer.fetchall("SELECT issued_at FROM badges")}
+    assert stored == {datetime(2025, 1, 2, 3, 4, 5)}  # the one UTC instant of every shape
+    writer.close()
 
 
 def test_postgres_sends_text_copy_into_a_table_of_other_column_types(request):
@@ -728,6 +763,57 @@ def test_postgres_sends_text_copy_into_a_table_of_other_column_types(request):
         assert json.loads(rows["id-00002"][1])["id"] == "id-00002"
     finally:
         cleanup()
+
+
+def _raw_column_type(writer):
+    return writer.fetchall(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = to_regclass('badges') AND attname = 'raw'"
+    )[0][0]
+
+
+@pytest.mark.parametrize("append_only", [True, False])
+def test_postgres_raw_json_type_json_keeps_the_record_text_and_binary_copy(request, append_only, monkeypatch):
+    writer, cleanup = _postgres_writer(request, children=False, raw_json_type="json")
+    formats = _copy_formats(writer, monkeypatch)
+    try:
+        writer.ensure_tables()
+        writer.prepare_load(append_only=append_only)
+        items = [_badge(1, issued_to='Zoë 𝔘 \\ "q"'), _badge(2, public=True)]
+        page = _raw_page(items, "p1", pretty=True)  # line breaks and tabs inside each record
+        assert writer.write([page], LoadMeta.new("l")) == 2
+        writer.commit()
+        assert _raw_column_type(writer) == "json"
+        assert formats == ["binary"]
+        rows = _postgres_rows(writer, "issued_to", "public", "CAST(raw AS TEXT)")
+        assert rows["id-00001"][0] == 'Zoë 𝔘 \\ "q"' and rows["id-00002"][1] is True
+        # json keeps each record's text byte for byte, as the page held it (jsonb would re-serialize it)
+        sent = [bytes(r).decode() for r in msgspec.json.decode(page.json, type=list[msgspec.Raw])]
+        assert [rows[f"id-0000{i}"][2] for i in (1, 2)] == sent
+        assert json.loads(rows["id-00001"][2]) == items[0]
+    finally:
+        cleanup()
+
+
+def test_postgres_raw_json_type_leaves_an_existing_table_its_type(request, monkeypatch):
+    writer, cleanup = _postgres_writer(request, children=False, raw_json_type="json")
+    formats = _copy_formats(writer, monkeypatch)
+    try:
+        for ddl in writer_ddl(writer):  # jsonb, as earlier versions (and the default) create it
+            writer.execute(ddl)
+        writer.ensure_tables()
+        writer.prepare_load(append_only=False)
+        assert writer.write([_raw_page([_badge(1)], "p1")], LoadMeta.new("l")) == 1
+        writer.commit()
+        assert _raw_column_type(writer) == "jsonb" and formats == ["binary"]
+        assert _postgres_rows(writer, "raw")["id-00001"][0] == _badge(1)
+    finally:
+        cleanup()
+
+
+def test_postgres_writer_refuses_an_unknown_raw_json_type():
+    with pytest.raises(ValueError, match="raw_json_type must be one of jsonb, json, got 'JSON'"):
+        PostgresWriter(object(), BADGES, TABLE, raw_json_type="JSON")
 
 
 def writer_ddl(writer):
