@@ -127,6 +127,21 @@ def postgres_available() -> None:
     require(None if problem is None else f"PostgreSQL at {POSTGRES_DSN!r} is not reachable: {problem}")
 
 
+def set_postgres_warehouse(monkeypatch: pytest.MonkeyPatch, schema: str, options: str = "") -> None:
+    """Connection ``postgres_warehouse`` to the real PostgreSQL, its sessions in ``schema`` (``search_path``)
+    with ``options`` (more ``-c name=value``)."""
+    set_connection(
+        monkeypatch,
+        "postgres_warehouse",
+        conn_type="postgres",
+        host="127.0.0.1",
+        port=5432,
+        login="postgres",
+        schema="test",
+        extra={"options": f"-c search_path={schema} {options}".strip()},
+    )
+
+
 @pytest.fixture
 def postgres_conn(postgres_available, monkeypatch: pytest.MonkeyPatch):
     """Connection ``postgres_warehouse`` to the real PostgreSQL, with a fresh schema (``search_path``)
@@ -137,16 +152,7 @@ def postgres_conn(postgres_available, monkeypatch: pytest.MonkeyPatch):
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         conn.execute(f'create schema "{schema}"')
-    set_connection(
-        monkeypatch,
-        "postgres_warehouse",
-        conn_type="postgres",
-        host="127.0.0.1",
-        port=5432,
-        login="postgres",
-        schema="test",
-        extra={"options": f"-c search_path={schema}"},
-    )
+    set_postgres_warehouse(monkeypatch, schema)
     try:
         yield schema
     finally:

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import psycopg
 import pytest
 
@@ -31,8 +30,8 @@ from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOpe
 from airflow_provider_credly.warehouse import BADGES, PostgresWriter
 from airflow_provider_credly.warehouse.records import PageRecords
 from airflow_provider_credly.warehouse.writers import LoadMeta
-from tests.conftest import POSTGRES_DSN, connect_credly, set_connection
-from tests.integration.transfer_support import assert_table_matches, badge_select, expected_badges
+from tests.conftest import connect_credly, set_connection, set_postgres_warehouse
+from tests.integration.transfer_support import Warehouse, assert_table_matches, badge_select, expected_badges
 
 pytestmark = [pytest.mark.integration]
 
@@ -57,19 +56,8 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEmulator]:
         yield emu
 
 
-class Warehouse:
+class OddWarehouse(Warehouse):
     """The destination of one test: a DuckDB file or a PostgreSQL schema, its session in ``SESSION_TZ``."""
-
-    def __init__(self, kind: str, target: Any) -> None:
-        self.kind, self.target = kind, target
-        self.conn_id = f"{kind}_warehouse"
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.kind == "duckdb":
-            with duckdb.connect(str(self.target), read_only=True) as con:
-                return con.execute(sql).fetchall()
-        with psycopg.connect(POSTGRES_DSN, options=f"-c search_path={self.target}") as conn:
-            return conn.execute(sql.replace("VARCHAR", "TEXT")).fetchall()
 
     def session_time_zone(self) -> str:
         """The time zone of a session the connection opens (what the writer's session reads values in)."""
@@ -83,24 +71,17 @@ class Warehouse:
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Warehouse:
+def warehouse(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> OddWarehouse:
     if request.param == "duckdb":
         path = tmp_path / "warehouse.duckdb"
         extra = {"settings": {"TimeZone": SESSION_TZ}}
         set_connection(monkeypatch, "duckdb_warehouse", conn_type="duckdb", host=str(path), extra=extra)
-        return Warehouse("duckdb", path)
+        return OddWarehouse("duckdb_warehouse", path, "duckdb")
     schema: str = request.getfixturevalue("postgres_conn")  # a fresh schema, dropped afterwards
-    set_connection(
-        monkeypatch,
-        "postgres_warehouse",
-        conn_type="postgres",
-        host="127.0.0.1",
-        port=5432,
-        login="postgres",
-        schema="test",
-        extra={"options": f"-c search_path={schema} -c TimeZone={SESSION_TZ}"},
-    )
-    return Warehouse("postgres", schema)
+    set_postgres_warehouse(monkeypatch, schema, f"-c TimeZone={SESSION_TZ}")
+    return OddWarehouse("postgres_warehouse", schema, "postgres")
 
 
 @pytest.fixture
@@ -131,7 +112,7 @@ def _utc(value: Any) -> Any:
 
 @pytest.mark.parametrize("badge_format", ["minimal", "default"])
 def test_odd_values_land_as_what_they_mean(
-    emulator: RunningEmulator, warehouse: Warehouse, copy_log: CopyLog, badge_format: str
+    emulator: RunningEmulator, warehouse: OddWarehouse, copy_log: CopyLog, badge_format: str
 ) -> None:
     assert warehouse.session_time_zone() == SESSION_TZ  # the session really is not in UTC
     state = emulator.state

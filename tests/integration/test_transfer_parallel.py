@@ -8,17 +8,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-import psycopg
 import pytest
 
 from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOperator
-from tests.conftest import POSTGRES_DSN
 from tests.integration.transfer_support import (
     N_BADGES,
     PAGE,
+    Warehouse,
     assert_table_matches,
-    badge_select,
     change_some_badges,
     cursor_requests_by_slice,
     emulator_fixture,  # noqa: F401  (the ``emulator`` fixture)
@@ -29,32 +26,6 @@ from tests.integration.transfer_support import (
 pytestmark = [pytest.mark.integration]
 
 KEY = "parallel:credly_badges"
-
-
-class Warehouse:
-    """Reads the destination of one test (DuckDB file or PostgreSQL schema)."""
-
-    def __init__(self, conn_id: str, target: Any, kind: str) -> None:
-        self.conn_id, self.target, self.kind = conn_id, target, kind
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.kind == "duckdb":
-            with duckdb.connect(str(self.target), read_only=True) as con:
-                return con.execute(sql).fetchall()
-        with psycopg.connect(POSTGRES_DSN, options=f"-c search_path={self.target}") as conn:
-            return conn.execute(sql.replace("VARCHAR", "TEXT")).fetchall()
-
-    def rows(self) -> list[tuple[Any, ...]]:
-        return self.query(f"SELECT {badge_select()} FROM credly_badges")
-
-    def checkpoints(self) -> dict[str, tuple[Any, ...]]:
-        rows = self.query(
-            "SELECT transfer_key, status, pages, rows, next_url FROM credly_transfer_checkpoints"
-        )
-        return {r[0]: r[1:] for r in rows}
-
-    def load_stamps(self) -> dict[str, str]:
-        return dict(self.query("SELECT id, CAST(_loaded_at AS VARCHAR) FROM credly_badges"))
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

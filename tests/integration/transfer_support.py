@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import psycopg
 import pytest
 
 from airflow_provider_credly.client.filters import parse_filter
 from airflow_provider_credly.testing.emulator import EmulatorState, render, run_emulator
 from airflow_provider_credly.testing.emulator.filters import compile_badge_filter
 from airflow_provider_credly.warehouse.schema import BADGES, extract_row
-from tests.conftest import connect_credly
+from tests.conftest import POSTGRES_DSN, connect_credly
 from tests.helpers import load_module, run_dag, task_states  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +142,29 @@ def slice_badge_ids(state: EmulatorState, bounds: Bounds) -> list[str]:
     flt = compile_badge_filter(state.store, slice_filter(bounds), state.org_id)
     rows, _ = state.high_volume_page(flt, None, len(state.store.ids) + 1)  # all of them
     return [state.store.ids[r] for r in rows]
+
+
+class Warehouse:
+    """Reads the destination of one test (DuckDB file or PostgreSQL schema)."""
+
+    def __init__(self, conn_id: str, target: Any, kind: str) -> None:
+        self.conn_id, self.target, self.kind = conn_id, target, kind
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.kind == "duckdb":
+            with duckdb.connect(str(self.target), read_only=True) as con:
+                return con.execute(sql).fetchall()
+        with psycopg.connect(POSTGRES_DSN, options=f"-c search_path={self.target}") as conn:
+            return conn.execute(sql.replace("VARCHAR", "TEXT")).fetchall()
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.query(f"SELECT {badge_select()} FROM credly_badges")
+
+    def checkpoints(self) -> dict[str, tuple[Any, ...]]:
+        rows = self.query(
+            "SELECT transfer_key, status, pages, rows, next_url FROM credly_transfer_checkpoints"
+        )
+        return {r[0]: r[1:] for r in rows}
+
+    def load_stamps(self) -> dict[str, str]:
+        return dict(self.query("SELECT id, CAST(_loaded_at AS VARCHAR) FROM credly_badges"))

@@ -38,7 +38,9 @@ def test_no_organization_id_fails_before_any_table(operator, db_path, monkeypatc
     assert _tables(db_path) == []
 
 
-def test_prune_with_a_filter_fails_before_any_table(db_path, monkeypatch):
+@pytest.fixture
+def credly_with_org(monkeypatch):
+    # unreachable host: any request would fail with a connection error, not the ValueError tested
     set_connection(
         monkeypatch,
         "credly_default",
@@ -47,6 +49,9 @@ def test_prune_with_a_filter_fails_before_any_table(db_path, monkeypatch):
         password="tok-123456",
         extra={"organization_id": "org"},
     )
+
+
+def test_prune_with_a_filter_fails_before_any_table(db_path, credly_with_org):
     op = CredlyBadgesToSqlOperator(
         task_id="t", table="loaded", destination_conn_id="wh", prune=True, filters={"state": "accepted"}
     )
@@ -55,15 +60,7 @@ def test_prune_with_a_filter_fails_before_any_table(db_path, monkeypatch):
     assert _tables(db_path) == []
 
 
-def test_an_unknown_raw_json_type_fails_before_any_table(db_path, monkeypatch):
-    set_connection(
-        monkeypatch,
-        "credly_default",
-        conn_type="credly",
-        host="http://127.0.0.1:9/v1",
-        password="tok-123456",
-        extra={"organization_id": "org"},
-    )
+def test_an_unknown_raw_json_type_fails_before_any_table(db_path, credly_with_org):
     op = CredlyBadgesToSqlOperator(
         task_id="t", table="loaded", destination_conn_id="wh", raw_json_type="text"
     )
