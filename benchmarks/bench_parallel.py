@@ -99,7 +99,10 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
         from airflow_provider_credly.warehouse import PostgresWriter
 
         writer = PostgresWriter(
-            psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}"), BADGES, table
+            psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}"),
+            BADGES,
+            table,
+            raw_json_type=args.raw_json_type,
         )
     limiter = AdaptiveLimiter(n)
     plans: list[SlicePlan] = []
@@ -188,7 +191,8 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
                 emu.set_faults(latency_ms=opts.latency_ms)
                 try:
                     args = ["--worker", "sliced", "--cursors", str(n), "--target", target]
-                    r = _run([*common, *args, "--destination", opts.destination])
+                    args += ["--destination", opts.destination, "--raw-json-type", opts.raw_json_type]
+                    r = _run([*common, *args])
                 finally:
                     emu.clear_faults()
                     if schema:
@@ -230,6 +234,7 @@ def main() -> int:
         default="duckdb",
         help="where the loads write: a fresh DuckDB file or a fresh schema of CREDLY_TEST_POSTGRES_DSN",
     )
+    parser.add_argument("--raw-json-type", default="jsonb", help="the PostgreSQL raw column's type")
     parser.add_argument("--json", help="write the figures here")
     opts = parser.parse_args()
     if opts.worker:
