@@ -526,14 +526,14 @@ def _ready_dumper_class(oid: int) -> type:
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
-    class ReadyJsonbBinaryDumper(Dumper):
+    class ReadyBinaryDumper(Dumper):
         format = Format.BINARY
 
         def dump(self, obj: Any) -> Any:
             return obj
 
-    ReadyJsonbBinaryDumper.oid = oid
-    return ReadyJsonbBinaryDumper
+    ReadyBinaryDumper.oid = oid
+    return ReadyBinaryDumper
 
 
 def _ready_binary_dumper(conn: Any, type_name: str) -> type:
@@ -739,8 +739,9 @@ class PostgresWriter(SqlWriter):
             assert self._binary.columns == self._typed.columns  # the same tree: the same COPY order
         self._copy_kinds = [c.kind for c in copy_columns]
         self._binary_ok: bool | None = None
-        # set by the catalog check: the table's JSON columns' type and the types binary COPY declares
-        self._json_type = "jsonb"
+        # set by the catalog check: the table's JSON columns' type (``json_type`` is only what the writer
+        # creates) and the types binary COPY declares
+        self._table_json_type = "jsonb"
         self._binary_copy_types: list[str] = []
 
     def _values(self, fields: Sequence[Any], raw: str | None) -> list[Any]:
@@ -871,7 +872,7 @@ class PostgresWriter(SqlWriter):
             have.get(name) != _BINARY_COPY_TYPES[kind][1] for name, kind in columns if kind != "json"
         ):
             return False
-        self._json_type = json_type
+        self._table_json_type = json_type
         self._binary_copy_types = [
             json_type if k == "json" else _BINARY_COPY_TYPES[k][0] for k in self._copy_kinds
         ]
@@ -892,7 +893,7 @@ class PostgresWriter(SqlWriter):
             tail = (None,) * self._pathless + extra
             return [flatten(rec) + tail for rec in records]
         # jsonb's binary form is a version byte and the JSON text, json's the text: the record's bytes as sent
-        prefix = _JSONB_V1 if self._json_type == "jsonb" else b""
+        prefix = _JSONB_V1 if self._table_json_type == "jsonb" else b""
         raws = [(prefix + bytes(r),) * self._pathless for r in _RAW_DECODER.decode(text)]
         return [flatten(rec) + raw + extra for rec, raw in zip(records, raws, strict=True)]
 
@@ -911,7 +912,9 @@ class PostgresWriter(SqlWriter):
                     continue
                 if copy is None:  # opened on the first page that goes as binary
                     cur = stack.enter_context(contextlib.closing(self.conn.cursor()))
-                    cur.adapters.register_dumper(bytes, _ready_binary_dumper(self.conn, self._json_type))
+                    cur.adapters.register_dumper(
+                        bytes, _ready_binary_dumper(self.conn, self._table_json_type)
+                    )
                     copy = stack.enter_context(
                         cur.copy(f"COPY {table} ({self._copy_names}) FROM STDIN (FORMAT BINARY)")
                     )
@@ -980,12 +983,9 @@ def writer_for(
     dialect = dialect_of(hook)
     bulk = _BULK_WRITERS.get(dialect)
     conn = open_waiting_for_lock(hook.get_conn) if dialect == "duckdb" else hook.get_conn()
-    if bulk is PostgresWriter:
-        return PostgresWriter(
-            conn, spec, table, children=children, store_raw=store_raw, raw_json_type=raw_json_type
-        )
     if bulk is not None:
-        return bulk(conn, spec, table, children=children, store_raw=store_raw)
+        options = {"raw_json_type": raw_json_type} if bulk is PostgresWriter else {}
+        return bulk(conn, spec, table, children=children, store_raw=store_raw, **options)
     placeholder = getattr(hook, "placeholder", None) or "%s"
     return SqlWriter(conn, spec, table, placeholder=str(placeholder), children=children, store_raw=store_raw)
 
