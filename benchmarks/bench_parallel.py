@@ -15,7 +15,9 @@ Each load's table is checked: row count, distinct ids and a checksum over every 
 Usage::
 
     .venv/bin/python benchmarks/bench_parallel.py                                   # 200k, 50 and 1,000 per page
-    .venv/bin/python benchmarks/bench_parallel.py --badges 20000 --cursors 1,8      # quick run
+    .venv/bin/python benchmarks/bench_parallel.py --badges 20000 --cursor-counts 1,8   # quick run
+    .venv/bin/python benchmarks/bench_parallel.py --badges 1000000 --page-sizes 1000 --latency-ms 0 \
+        --cursor-counts 1,4 --repeat 3                                              # CPU-bound: N=4 / N=1
 
 Takes minutes (N=1 at 50 per page and 100 ms: pages x 0.1 s). Run it on a quiet machine (``uptime``).
 """
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,6 +162,25 @@ def _run(cmd: list[str]) -> dict[str, Any]:
     return worker_result(cmd, proc.returncode, stdout, stderr)
 
 
+def _run_load(
+    n: int, rep: int, common: list[str], emu: Any, tmp: str, opts: argparse.Namespace
+) -> dict[str, Any]:
+    """One sliced load with ``n`` cursors into a fresh DuckDB file or PostgreSQL schema, the latency on."""
+    schema = postgres_schema() if opts.destination == "postgres" else None
+    if opts.destination == "postgres" and schema is None:
+        raise SystemExit("no PostgreSQL reachable at CREDLY_TEST_POSTGRES_DSN")
+    target = schema or f"{tmp}/n{n}-{rep}.duckdb"
+    emu.set_faults(latency_ms=opts.latency_ms)
+    try:
+        args = ["--worker", "sliced", "--cursors", str(n), "--target", target]
+        args += ["--destination", opts.destination, "--raw-json-type", opts.raw_json_type]
+        return _run([*common, *args])
+    finally:
+        emu.clear_faults()
+        if schema:
+            drop_schema(schema)
+
+
 def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_credly.testing.emulator import spawn_emulator_process
 
@@ -182,36 +204,45 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
         emu.clear_faults()
         out["raw"] = raw = _run([*common, "--worker", "raw"])
         print(f"   raw (no latency) {raw['rows']:>9,} rows in {raw['seconds']:7.2f} s", flush=True)
+        runs: dict[int, list[dict[str, Any]]] = {n: [] for n in opts.cursor_counts}
         with tempfile.TemporaryDirectory() as tmp:
-            for n in opts.cursor_counts:
-                schema = postgres_schema() if opts.destination == "postgres" else None
-                if opts.destination == "postgres" and schema is None:
-                    raise SystemExit("no PostgreSQL reachable at CREDLY_TEST_POSTGRES_DSN")
-                target = schema or f"{tmp}/n{n}.duckdb"
-                emu.set_faults(latency_ms=opts.latency_ms)
-                try:
-                    args = ["--worker", "sliced", "--cursors", str(n), "--target", target]
-                    args += ["--destination", opts.destination, "--raw-json-type", opts.raw_json_type]
-                    r = _run([*common, *args])
-                finally:
-                    emu.clear_faults()
-                    if schema:
-                        drop_schema(schema)
-                r["rows_per_second"] = r["rows"] / r["seconds"]
-                r["vs_raw"] = r["rows_per_second"] / (raw["rows"] / raw["seconds"])
-                out[f"N={n}"] = r
+            for rep in range(opts.repeat):  # the counts interleaved, so each round's loads share the moment
+                for n in opts.cursor_counts:
+                    r = _run_load(n, rep, common, emu, tmp, opts)
+                    r["rows_per_second"] = r["rows"] / r["seconds"]
+                    r["vs_raw"] = r["rows_per_second"] / (raw["rows"] / raw["seconds"])
+                    runs[n].append(r)
+                    print(
+                        f"   [{rep + 1}/{opts.repeat}] N={n:<3} {r['rows']:>9,} rows in {r['seconds']:7.2f} s"
+                        f" = {r['rows_per_second']:>8,.0f} rows/s ({r['vs_raw']:.2f}x raw), {r['slices']} slices /"
+                        f" {r['probes']} probes in {r['rounds']} rounds, CPU {r['cpu_seconds']:.1f} s,"
+                        f" peak RSS {r['peak_rss_mb']:.0f} MB, table {r['table']}",
+                        flush=True,
+                    )
+        for n, n_runs in runs.items():
+            out[f"N={n}"] = {
+                "rows_per_second": statistics.median(r["rows_per_second"] for r in n_runs),
+                "vs_raw": statistics.median(r["vs_raw"] for r in n_runs),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in n_runs),
+                "table": n_runs[0]["table"],
+                "tables": [r["table"] for r in n_runs],
+                "runs": n_runs,
+            }
+            if 1 in runs:  # the median of each round's ratio to the N=1 load of the same round
+                out[f"N={n}"]["vs_n1"] = statistics.median(
+                    r["rows_per_second"] / one["rows_per_second"]
+                    for r, one in zip(n_runs, runs[1], strict=True)
+                )
+            if opts.repeat > 1:
+                m = out[f"N={n}"]
+                ratio = f", {m['vs_n1']:.3f}x N=1 (median of the rounds' ratios)" if "vs_n1" in m else ""
                 print(
-                    f"   N={n:<3} {r['rows']:>9,} rows in {r['seconds']:7.2f} s = {r['rows_per_second']:>8,.0f} rows/s"
-                    f" ({r['vs_raw']:.2f}x raw), {r['slices']} slices / {r['probes']} probes in {r['rounds']} rounds,"
-                    f" CPU {r['cpu_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, table {r['table']}",
+                    f"   median N={n:<3} {m['rows_per_second']:>8,.0f} rows/s ({m['vs_raw']:.2f}x raw){ratio},"
+                    f" peak RSS {m['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )
-    loads = [v for k, v in out.items() if k.startswith("N=")]
-    out["same_table"] = all(v["table"] == loads[0]["table"] for v in loads)
-    if "N=1" in out:
-        for k, v in out.items():
-            if k.startswith("N="):
-                v["vs_n1"] = v["rows_per_second"] / out["N=1"]["rows_per_second"]
+    tables = [t for k, v in out.items() if k.startswith("N=") for t in v["tables"]]
+    out["same_table"] = all(t == tables[0] for t in tables)
     print(f"   same final table for every N: {out['same_table']}", flush=True)
     return out
 
@@ -235,6 +266,9 @@ def main() -> int:
         help="where the loads write: a fresh DuckDB file or a fresh schema of CREDLY_TEST_POSTGRES_DSN",
     )
     parser.add_argument("--raw-json-type", default="jsonb", help="the PostgreSQL raw column's type")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every cursor count, interleaved (medians reported)"
+    )
     parser.add_argument("--json", help="write the figures here")
     opts = parser.parse_args()
     if opts.worker:
