@@ -4,8 +4,13 @@
 #   (the real deployments and the connection forms in headless Chromium, which bootstrap.sh installs);
 #   floor (.venv-floor: Python 3.11, Airflow 3.3.0, oldest allowed dependencies): a subset that keeps the
 #   whole run well under 15 minutes on 2 cores: tests/unit, every example DAG, the operator and sensor DAGs,
-#   the DuckDB, PostgreSQL and Canvas transfers (about 2 minutes; not the fault/SIGKILL matrices or the
-#   packaging test), then every example DAG once in a real LocalExecutor deployment (about 1.5 minutes more).
+#   the DuckDB, PostgreSQL and Canvas transfers (about 1.5 minutes; not the fault/SIGKILL matrices or the
+#   packaging test), then every example DAG once in a real LocalExecutor deployment (about 2 minutes more).
+#   On a 2-core machine: about 8 minutes newest, 3.5 floor (2 workers; 11 minutes and 4 on one).
+# Both pytest runs use 2 workers (pytest-xdist), each taking a whole test file at a time (--dist loadfile:
+# a file's tests keep their order, e.g. the example DAGs in the demo's order). Each worker has its own Airflow
+# home and metadata DB (tests/conftest.py), PostgreSQL schemas and deployment databases are named per
+# process, emulators take free ports.
 # Extra arguments go to both pytest runs (e.g. -k transfer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +22,7 @@ echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest, newest: $(describe .venv)"
 newest_status=0
-.venv/bin/pytest --durations=25 "$@" || newest_status=$?  # the floor still runs: one report for both
+.venv/bin/pytest -n 2 --dist loadfile --durations=25 "$@" || newest_status=$?  # the floor still runs: one report for both
 echo "== pytest, floor: $(describe .venv-floor)"
 floor_tests=(
   tests/unit tests/integration/test_example_dags.py tests/integration/test_operators_dags.py
@@ -25,7 +30,7 @@ floor_tests=(
   tests/integration/test_transfer_postgres.py tests/integration/canvas/test_canvas_transfer.py
 )
 status=0
-.venv-floor/bin/pytest "${floor_tests[@]}" -m "not deployment" "$@" || status=$?
+.venv-floor/bin/pytest -n 2 --dist loadfile "${floor_tests[@]}" -m "not deployment" "$@" || status=$?
 # every example DAG in a real LocalExecutor deployment of the floor (scheduler, dag-processor, triggerer,
 # api-server), as users on Airflow 3.3.0 / Python 3.11 run them; one round (the newest runs two)
 echo "== pytest, floor: the real deployment"
