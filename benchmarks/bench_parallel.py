@@ -224,8 +224,6 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
                 "rows_per_second": statistics.median(r["rows_per_second"] for r in n_runs),
                 "vs_raw": statistics.median(r["vs_raw"] for r in n_runs),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in n_runs),
-                "table": n_runs[0]["table"],
-                "tables": [r["table"] for r in n_runs],
                 "runs": n_runs,
             }
             if 1 in runs:  # the median of each round's ratio to the N=1 load of the same round
@@ -241,7 +239,7 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
                     f" peak RSS {m['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )
-    tables = [t for k, v in out.items() if k.startswith("N=") for t in v["tables"]]
+    tables = [r["table"] for k, v in out.items() if k.startswith("N=") for r in v["runs"]]
     out["same_table"] = all(t == tables[0] for t in tables)
     print(f"   same final table for every N: {out['same_table']}", flush=True)
     return out
