@@ -10,8 +10,8 @@ interleaved and repeated (medians of ``--repeat`` runs), every run verified (dis
 * ``duckdb``: ``run_transfer`` (the operator's machinery) into a fresh DuckDB file (``memory_limit``);
 * ``postgres``: the same into a fresh schema of the PostgreSQL at ``CREDLY_TEST_POSTGRES_DSN``; its figures
   include the CPU of the PostgreSQL backend serving the load (``/proc/<pg_backend_pid()>/stat`` before and
-  after, so the server must run on this machine); ``postgres-json`` (not among the default ``--sides``) with
-  ``raw_json_type="json"``;
+  after, so the server must run on this machine), ``raw`` as ``json`` (the default); ``postgres-jsonb`` (not
+  among the default ``--sides``) with ``raw_json_type="jsonb"``;
 * ``dlt`` and ``dlt-parquet`` (not among the default ``--sides``: minutes at 1M): a dlt ``rest_api`` pipeline
   over the same cursor into a fresh DuckDB file, ``write_disposition="merge"`` on ``id`` as ours
   (``benchmarks/bench_dlt_load.py`` in its own virtualenv ``benchmarks/.venv-dlt``, see
@@ -59,7 +59,7 @@ MEASURED_CPU = 1
 DLT_PYTHON = ROOT / "benchmarks" / ".venv-dlt" / "bin" / "python"
 DLT_SCRIPT = ROOT / "benchmarks" / "bench_dlt_load.py"
 DLT_SIDES = {"dlt": None, "dlt-parquet": "parquet"}  # side -> --loader-file-format (None: dlt's default)
-SIDES = ["raw", "duckdb", "postgres", "postgres-json", *DLT_SIDES]
+SIDES = ["raw", "duckdb", "postgres", "postgres-jsonb", *DLT_SIDES]
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -241,11 +241,11 @@ def _run_side(side: str, common: list[str], emu: Any, target: str) -> dict[str, 
         return _run([*common, "--worker", "raw"])
     if side == "duckdb":
         return _run([*common, "--worker", "duckdb", "--target", target])
-    if side in ("postgres", "postgres-json"):
+    if side in ("postgres", "postgres-jsonb"):
         schema = postgres_schema()
         if schema is None:
             return None
-        raw_type = ["--raw-json-type", "json"] if side == "postgres-json" else []
+        raw_type = ["--raw-json-type", "jsonb"] if side == "postgres-jsonb" else []
         try:
             return _run([*common, "--worker", "postgres", "--target", schema, *raw_type])
         finally:
@@ -313,7 +313,7 @@ def main() -> int:
     parser.add_argument("--badges", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--page-size", type=int, nargs="+", default=[1000, 50])
     parser.add_argument("--batch-rows", type=int, default=10_000, help="the operators' batch_rows")
-    parser.add_argument("--raw-json-type", default="jsonb", help="the PostgreSQL raw column's type")
+    parser.add_argument("--raw-json-type", default="json", help="the PostgreSQL raw column's type")
     parser.add_argument("--duckdb-memory-limit", default="128MB")
     parser.add_argument(
         "--duckdb-setting",

@@ -263,7 +263,7 @@ def main() -> int:
         default="duckdb",
         help="where the loads write: a fresh DuckDB file or a fresh schema of CREDLY_TEST_POSTGRES_DSN",
     )
-    parser.add_argument("--raw-json-type", default="jsonb", help="the PostgreSQL raw column's type")
+    parser.add_argument("--raw-json-type", default="json", help="the PostgreSQL raw column's type")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds of every cursor count, interleaved (medians reported)"
     )

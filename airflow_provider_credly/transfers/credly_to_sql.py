@@ -150,9 +150,9 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
     :param checkpoint_key: override the checkpoint key (templated).
     :param store_raw: keep each badge's JSON in the ``raw`` column (default ``True``); ``False`` leaves it
         ``NULL`` and makes DuckDB and PostgreSQL loads cheaper (docs/transfers.md).
-    :param raw_json_type: PostgreSQL only: ``jsonb`` (default) or ``json`` for the ``raw`` column of a table
+    :param raw_json_type: PostgreSQL only: ``json`` (default) or ``jsonb`` for the ``raw`` column of a table
         the transfer creates (``json`` keeps the text as sent and costs the server about a third less CPU per
-        load; docs/transfers.md).
+        load; ``jsonb`` allows containment operators and GIN indexes; docs/transfers.md).
     :param parallel_cursors: high-volume cursors read at once (default 4; templated). Above 1 the request
         is split into created_at slices of about equal badge counts (``metadata.total_count`` probes of the
         regular search, see :func:`~airflow_provider_credly.warehouse.slices.plan_badge_slices`), up to 2

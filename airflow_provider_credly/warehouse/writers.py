@@ -570,9 +570,9 @@ _BINARY_COPY_TYPES: Mapping[str, tuple[str, str]] = {
     "int": ("int8", "bigint"),
 }
 
-#: the PostgreSQL types the ``raw`` column may have (``raw_json_type``): ``jsonb`` (default: indexable,
-#: containment operators) or ``json`` (the record's text as sent, validated only: the server's load CPU about
-#: a third lower, each query parsing it again; benchmarks/README.md)
+#: the PostgreSQL types the ``raw`` column may have (``raw_json_type``): ``json`` (default: the record's text
+#: as sent, validated only, the server's load CPU about a third lower, each query parsing it again;
+#: benchmarks/README.md) or ``jsonb`` (parsed once at load: containment operators, GIN indexes)
 RAW_JSON_TYPES = ("jsonb", "json")
 
 
@@ -710,7 +710,7 @@ class PostgresWriter(SqlWriter):
     deletes_before_insert = True
 
     def __init__(
-        self, conn: Any, spec: TableSpec, table: TableName, *, raw_json_type: str = "jsonb", **kwargs: Any
+        self, conn: Any, spec: TableSpec, table: TableName, *, raw_json_type: str = "json", **kwargs: Any
     ) -> None:
         kwargs.setdefault("placeholder", "%s")
         super().__init__(conn, spec, table, **kwargs)
@@ -974,7 +974,7 @@ def writer_for(
     *,
     children: bool = False,
     store_raw: bool = True,
-    raw_json_type: str = "jsonb",
+    raw_json_type: str = "json",
 ) -> SqlWriter:
     """The fastest writer for a ``DbApiHook``, by its SQL dialect (:func:`dialect_of`): DuckDB and
     PostgreSQL bulk paths, else the portable one with the hook's placeholder (``children`` and

@@ -669,9 +669,13 @@ def _postgres_rows(writer, *names):
     return {r[0]: r[1:] for r in writer.fetchall(f"SELECT id, {cols} FROM badges")}
 
 
+@pytest.mark.parametrize(("raw_json_type", "created"), [(None, "json"), ("jsonb", "jsonb")])
 @pytest.mark.parametrize("append_only", [True, False])
-def test_postgres_sends_clean_batches_as_binary_copy_with_the_same_values(request, append_only, monkeypatch):
-    writer, cleanup = _postgres_writer(request, children=False)
+def test_postgres_sends_clean_batches_as_binary_copy_with_the_same_values(
+    request, append_only, monkeypatch, raw_json_type, created
+):
+    options = {"raw_json_type": raw_json_type} if raw_json_type else {}
+    writer, cleanup = _postgres_writer(request, children=False, **options)
     formats = _copy_formats(writer, monkeypatch)
     try:
         writer.ensure_tables()
@@ -682,13 +686,13 @@ def test_postgres_sends_clean_batches_as_binary_copy_with_the_same_values(reques
         ]
         assert writer.write([_raw_page(items, "p1")], LoadMeta.new("l")) == 2
         writer.commit()
-        assert formats == ["binary"]
+        assert formats == ["binary"] and _raw_column_type(writer) == created  # json unless asked otherwise
         rows = _postgres_rows(writer, "issued_to", "expires_at", "issued_at", "public", "raw", "_load_id")
         assert rows["id-00001"][0] == 'Zoë 𝔘 \\ "q"'
         assert rows["id-00001"][1].isoformat() == "2026-03-03T23:36:07.123456+00:00"  # the same instant
         assert rows["id-00001"][2].isoformat() == "2025-01-02T03:04:05+00:00"
         assert rows["id-00001"][3] is False and rows["id-00002"][3] is True
-        assert rows["id-00001"][4] == items[0]  # jsonb, from the record's own bytes
+        assert rows["id-00001"][4] == items[0]  # from the record's own bytes
         assert rows["id-00002"][0] == "nul dropped" and rows["id-00002"][4]["issued_to"] == "nul dropped"
         assert rows["id-00002"][1] is None and rows["id-00001"][5] == "l"
     finally:
@@ -799,7 +803,7 @@ def test_postgres_raw_json_type_leaves_an_existing_table_its_type(request, monke
     writer, cleanup = _postgres_writer(request, children=False, raw_json_type="json")
     formats = _copy_formats(writer, monkeypatch)
     try:
-        for ddl in writer_ddl(writer):  # jsonb, as earlier versions (and the default) create it
+        for ddl in writer_ddl(writer):  # jsonb: the dialect's JSON type, as raw_json_type="jsonb" creates it
             writer.execute(ddl)
         writer.ensure_tables()
         writer.prepare_load(append_only=False)
