@@ -24,7 +24,7 @@ from airflow_provider_credly.operators.failures import FailFastMixin
 from airflow_provider_credly.warehouse.checkpoint import DONE, Checkpoint
 from airflow_provider_credly.warehouse.schema import BADGES, TableName, TableSpec
 from airflow_provider_credly.warehouse.transfer import PageOpener, TransferResult, TransferRun
-from airflow_provider_credly.warehouse.writers import check_raw_json_type, writer_for
+from airflow_provider_credly.warehouse.writers import DEFAULT_RAW_JSON_TYPE, check_raw_json_type, writer_for
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -198,7 +198,7 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
         batch_rows: int = 10_000,
         checkpoint_key: str | None = None,
         store_raw: bool = True,
-        raw_json_type: str = "json",
+        raw_json_type: str = DEFAULT_RAW_JSON_TYPE,
         outlets: Any = None,
         **kwargs: Any,
     ) -> None:

@@ -574,6 +574,8 @@ _BINARY_COPY_TYPES: Mapping[str, tuple[str, str]] = {
 #: as sent, validated only, the server's load CPU about a third lower, each query parsing it again;
 #: benchmarks/README.md) or ``jsonb`` (parsed once at load: containment operators, GIN indexes)
 RAW_JSON_TYPES = ("jsonb", "json")
+#: the ``raw`` column's type when neither the operator nor the writer is told one
+DEFAULT_RAW_JSON_TYPE = "json"
 
 
 def check_raw_json_type(value: str) -> str:
@@ -710,7 +712,13 @@ class PostgresWriter(SqlWriter):
     deletes_before_insert = True
 
     def __init__(
-        self, conn: Any, spec: TableSpec, table: TableName, *, raw_json_type: str = "json", **kwargs: Any
+        self,
+        conn: Any,
+        spec: TableSpec,
+        table: TableName,
+        *,
+        raw_json_type: str = DEFAULT_RAW_JSON_TYPE,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("placeholder", "%s")
         super().__init__(conn, spec, table, **kwargs)
@@ -974,7 +982,7 @@ def writer_for(
     *,
     children: bool = False,
     store_raw: bool = True,
-    raw_json_type: str = "json",
+    raw_json_type: str = DEFAULT_RAW_JSON_TYPE,
 ) -> SqlWriter:
     """The fastest writer for a ``DbApiHook``, by its SQL dialect (:func:`dialect_of`): DuckDB and
     PostgreSQL bulk paths, else the portable one with the hook's placeholder (``children`` and
