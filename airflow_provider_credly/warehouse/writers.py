@@ -407,7 +407,9 @@ class DuckDBWriter(SqlWriter):
             return "r" if self.store_raw else "NULL"
         ref = "s." + ".".join(_q(p) for p in c.path)
         if c.kind == "timestamp":
-            return f"CAST(CAST({ref} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
+            # the instant's UTC microseconds as a plain TIMESTAMP: ``AT TIME ZONE 'UTC'`` went through ICU's
+            # calendar for every value (half the cost of the five timestamp columns)
+            return f"make_timestamp(epoch_us(CAST({ref} AS TIMESTAMPTZ)))"
         return ref
 
     def _build_merge(self) -> str:

@@ -742,10 +742,14 @@ def test_duckdb_reads_a_timestamp_without_offset_as_utc_in_any_session_time_zone
         "2025-01-01T17:34:05-09:30",
     ]
     items = [_badge(i, issued_at=text) for i, text in enumerate(shapes)]
+    items[0]["expires_at"] = "2026-03-04T05:06:07.123456+05:30"  # microseconds kept
+    items[1]["expires_at"] = None
     assert writer.write([_raw_page(items, "p1")], LoadMeta.new("l")) == len(shapes)
     writer.commit()
     stored = {r[0] for r in writer.fetchall("SELECT issued_at FROM badges")}
     assert stored == {datetime(2025, 1, 2, 3, 4, 5)}  # the one UTC instant of every shape
+    expires = dict(writer.fetchall("SELECT id, expires_at FROM badges WHERE id IN ('id-00000', 'id-00001')"))
+    assert expires == {"id-00000": datetime(2026, 3, 3, 23, 36, 7, 123456), "id-00001": None}
     writer.close()
 
 
