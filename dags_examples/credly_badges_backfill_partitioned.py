@@ -76,7 +76,7 @@ def credly_badges_backfill_partitioned() -> None:
         max_active_tis_per_dagrun=1 if SINGLE_WRITER else 8,
         pool=WAREHOUSE_POOL,
         outlets=[warehouse_alias(WAREHOUSE_CONN_ID, TABLE)],  # partial() needs them explicitly
-    ).expand_kwargs(partitions())  # type: ignore[call-arg]
+    ).expand_kwargs(partitions())  # type: ignore[call-arg,misc]
 
     @task(pool=WAREHOUSE_POOL)
     def report() -> dict[str, Any]:
