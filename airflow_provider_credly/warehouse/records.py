@@ -26,16 +26,19 @@ WATERMARK_FIELD = "updated_at"
 
 @dataclass(frozen=True, slots=True)
 class PageRecords:
-    """The records of one page (or of a list of records) as one JSON array text.
+    """The records of one page (or of a list of records) as one JSON array text, in UTF-8 bytes.
 
-    :ivar json: the records as a JSON array text.
+    Bytes, not ``str``: a page holding one character beyond Latin-1 (a Polish or Cyrillic name, an emoji)
+    would make the whole page's ``str`` two or four bytes per character, and every database reads UTF-8.
+
+    :ivar json: the records as a JSON array text (UTF-8).
     :ivar keys: each record's key, in order.
     :ivar newest: the greatest ``updated_at`` among the records (``None`` if none has one).
     :ivar url: the page's URL.
     :ivar next_url: the page's next URL: the cursor to resume from once this page is committed.
     """
 
-    json: str
+    json: bytes
     keys: tuple[str, ...]
     newest: str | None = None
     url: str = ""
@@ -92,13 +95,14 @@ def page_records(page: Page, key: str = "id") -> PageRecords:
         keys.append(str(value))
         if isinstance(updated, str) and (newest is None or updated > newest):
             newest = updated
-    try:
-        json_text = text.decode()
-    except UnicodeDecodeError as exc:  # RFC 8259: JSON between systems is UTF-8
-        raise ValueError(
-            f"page {page.url or '(given records)'}: the records are not UTF-8 JSON ({exc})"
-        ) from exc
-    return PageRecords(json_text, tuple(keys), newest, page.url, page.next_url)
+    if not text.isascii():  # RFC 8259: JSON between systems is UTF-8 (checked here, kept as bytes)
+        try:
+            text.decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"page {page.url or '(given records)'}: the records are not UTF-8 JSON ({exc})"
+            ) from exc
+    return PageRecords(bytes(text), tuple(keys), newest, page.url, page.next_url)
 
 
 def records_of(pages: Iterator[Page], key: str = "id") -> Iterator[PageRecords]:
@@ -126,7 +130,7 @@ def dedupe_by_key(items: Iterable[Mapping[str, Any]], key: str = "id") -> list[M
     return list(out.values())
 
 
-def unique_records(chunks: Sequence[PageRecords], key: str = "id") -> tuple[list[str], list[str]]:
+def unique_records(chunks: Sequence[PageRecords], key: str = "id") -> tuple[list[bytes], list[str]]:
     """The JSON texts and keys of ``chunks`` with each key once (the last record kept).
 
     Keys are almost always unique within a write batch: then the texts are returned as they are; otherwise
@@ -136,4 +140,4 @@ def unique_records(chunks: Sequence[PageRecords], key: str = "id") -> tuple[list
     if len(set(keys)) == len(keys):
         return [chunk.json for chunk in chunks], keys
     records = dedupe_by_key((r for chunk in chunks for r in chunk.decode()), key)
-    return [encode_records(records).decode()], [str(r[key]) for r in records]
+    return [encode_records(records)], [str(r[key]) for r in records]

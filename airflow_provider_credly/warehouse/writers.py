@@ -240,7 +240,7 @@ class SqlWriter:
         self._write_children(records, keys)
         return len(records)
 
-    def _write_children_of_texts(self, texts: Sequence[str], keys: Sequence[str]) -> None:
+    def _write_children_of_texts(self, texts: Sequence[bytes], keys: Sequence[str]) -> None:
         # the bulk paths hand the parent rows to the database as text; child rows are built in Python
         if self.children:
             self._write_children([r for text in texts for r in decode_records(text)], keys)
@@ -413,13 +413,14 @@ class DuckDBWriter(SqlWriter):
         return ref
 
     def _build_merge(self) -> str:
-        # $1 is the batch's page texts (VARCHAR[]). With the raw column DuckDB splits each into its records
+        # $1 is the batch's page texts as UTF-8 bytes (BLOB[]; ``decode`` makes them VARCHAR, no Python str
+        # built or encoded again). With the raw column DuckDB splits each into its records
         # (JSON[]), then parses every record into the typed struct and keeps its text; without it, one pass
         # parses each page straight into a list of structs.
         struct = _json(_struct_type(self.spec.columns)).replace("'", "''")
         names = ", ".join(c.name for c in self.all_columns)
         exprs = ", ".join(self._expr(c) for c in self.spec.columns)
-        pages = "SELECT unnest($1::VARCHAR[]) AS p"
+        pages = "SELECT decode(b) AS p FROM (SELECT unnest($1::BLOB[]) AS b)"
         if self.store_raw:
             records = f"SELECT unnest(from_json(p, '[\"JSON\"]')) AS r FROM ({pages})"
             source = f"SELECT r, from_json(r, '{struct}') AS s FROM ({records})"
@@ -488,10 +489,10 @@ class DuckDBWriter(SqlWriter):
         )
 
 
-def _without_nul(text: str) -> str:
+def _without_nul(text: bytes) -> bytes:
     """A page text without NUL characters, which PostgreSQL text and jsonb cannot hold (rare, so checked on
     the text first)."""
-    return _json(_strip_nul(decode_records(text))) if "\\u0000" in text else text
+    return encode_records(_strip_nul(decode_records(text))) if b"\\u0000" in text else text
 
 
 def _strip_nul(value: Any) -> Any:
@@ -775,7 +776,7 @@ class PostgresWriter(SqlWriter):
                 out.append(_json(value) if kind == "json" else _as_text(value))
         return out
 
-    def _rows(self, text: str, extra: tuple[Any, ...]) -> Iterable[tuple[Any, ...]]:
+    def _rows(self, text: bytes, extra: tuple[Any, ...]) -> Iterable[tuple[Any, ...]]:
         """The table rows of one page text: typed values, the raw text (or ``None``), the load columns."""
         text = _without_nul(text)
         typed = self._typed
@@ -792,7 +793,7 @@ class PostgresWriter(SqlWriter):
             yield (*(row[i] for i in order), *extra) if typed is not None else (*row, *extra)
 
     def _typed_rows(
-        self, typed: _TypedRecords, records: list[Any], text: str, extra: tuple[Any, ...]
+        self, typed: _TypedRecords, records: list[Any], text: bytes, extra: tuple[Any, ...]
     ) -> Iterator[tuple[Any, ...]]:
         """Rows from the typed decode: each record's values are ready for ``COPY`` as msgspec gives them
         (two C calls per record instead of a Python step per value)."""
@@ -806,7 +807,7 @@ class PostgresWriter(SqlWriter):
             for record in records:
                 yield flatten(record) + tail
 
-    def _general_rows(self, text: str) -> Iterator[list[Any]]:
+    def _general_rows(self, text: bytes) -> Iterator[list[Any]]:
         """Rows (in ``spec.columns`` order) of a page whose values are not all of their column's JSON type:
         each value converted in Python as PostgreSQL's ``->>`` gives it."""
         try:
@@ -888,7 +889,7 @@ class PostgresWriter(SqlWriter):
         ]
         return True
 
-    def _binary_page_rows(self, text: str, extra: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+    def _binary_page_rows(self, text: bytes, extra: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
         """A page's rows for binary ``COPY``, or ``None`` when it holds a value the binary decode does not
         take (that page then goes as text)."""
         binary = self._binary
@@ -907,12 +908,14 @@ class PostgresWriter(SqlWriter):
         raws = [(prefix + bytes(r),) * self._pathless for r in _RAW_DECODER.decode(text)]
         return [flatten(rec) + raw + extra for rec, raw in zip(records, raws, strict=True)]
 
-    def _copy_binary(self, table: TableName | str, texts: Sequence[str], extra: tuple[Any, ...]) -> list[str]:
+    def _copy_binary(
+        self, table: TableName | str, texts: Sequence[bytes], extra: tuple[Any, ...]
+    ) -> list[bytes]:
         """Binary ``COPY`` of the pages the binary decode takes, each sent as soon as it is decoded (the server
         stores one page while the client decodes the next); returns the other pages, for text ``COPY``."""
         if self._binary is None or not self._binary_usable():
             return list(texts)
-        odd: list[str] = []
+        odd: list[bytes] = []
         with contextlib.ExitStack() as stack:
             copy = None
             for text in texts:

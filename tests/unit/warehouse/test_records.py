@@ -25,9 +25,17 @@ def test_page_records_reads_keys_and_newest_updated_at_and_keeps_the_text():
     rec = page_records(_page(text))
     assert rec.keys == ("a", "7", "c")
     assert rec.newest == "2025-03-01T00:00:00Z"
-    assert rec.json == text
+    assert rec.json == text.encode()  # the text as sent, UTF-8 bytes
     assert (rec.url, rec.next_url, len(rec)) == ("https://x/p1", "https://x/p2", 3)
     assert rec.decode()[0]["big"] == {"x": [1, 2]}
+
+
+def test_a_page_beyond_latin1_stays_its_utf8_bytes():
+    # one Polish name and an emoji would make a whole page's str 4 bytes per character: kept as sent
+    body = json.dumps([{"id": "a", "issued_to": "Łukasz 😀"}, {"id": "b"}], ensure_ascii=False).encode()
+    rec = page_records(Page(None, "https://x/p1", None, {}, records_json=body))
+    assert type(rec.json) is bytes and rec.json == body
+    assert rec.decode()[0]["issued_to"] == "Łukasz 😀"
 
 
 @pytest.mark.parametrize("record", [{"name": "no id"}, {"id": None}, {"id": ""}])
