@@ -32,6 +32,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_outsider.py --badges 100000 1000000 --page-size 1000 50 --repeat 3
     .venv/bin/python benchmarks/bench_outsider.py --badges 100000 --no-store-raw   # without the raw column
+    .venv/bin/python benchmarks/bench_outsider.py --badges 1000000 --page-size 1000 --odd-values-rate 0.01
     .venv/bin/python benchmarks/bench_outsider.py --badges 100000 --sides raw duckdb postgres dlt dlt-parquet
 """
 
@@ -202,7 +203,8 @@ def bench(n: int, page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_credly.testing.emulator import spawn_emulator_process
 
     print(f"\n== {n:,} badges, {page_size} per page (load {_load()})", flush=True)
-    with spawn_emulator_process(badges=n, employees=10, seed=11, hv_page_size=page_size) as emu:
+    odd = {"odd_values_rate": opts.odd_values_rate} if opts.odd_values_rate else {}
+    with spawn_emulator_process(badges=n, employees=10, seed=11, hv_page_size=page_size, **odd) as emu:
         os.sched_setaffinity(emu.process.pid, {EMULATOR_CPU})
         common = [sys.executable, __file__, "--base-url", emu.base_url, "--token", emu.token]
         common += ["--org", emu.org_id, "--batch-rows", str(opts.batch_rows)]
@@ -331,6 +333,13 @@ def main() -> int:
         choices=SIDES,
         default=["raw", "duckdb", "postgres"],
         help="dlt and dlt-parquet (slow) only when asked for; each runs once per volume",
+    )
+    parser.add_argument(
+        "--odd-values-rate",
+        type=float,
+        default=0.0,
+        help="the emulator's share of records with odd values, e.g. 0.01: names beyond Latin-1 (non-BMP letters,"
+        " an emoji) in most pages, as real data has them, other timestamp shapes, a number for a text",
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="write all figures to this file")
