@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Creates the pinned environments (idempotent, fast when done). Usage: bootstrap.sh [newest|floor|all]
+# Creates the pinned environments (idempotent, fast when done). Usage: bootstrap.sh [newest|floor|all|middle]
 #   all also installs Debian's chromium and chromium-driver where missing (the connection-form browser test;
 #   as root or with password-less sudo; otherwise it says what to install and that test skips, or fails
 #   under CI=true), in the background while the environments install.
 #   newest (default): .venv        Python 3.13, Airflow 3.3.2, constraints.txt        (demo, lint, types, tests)
 #   floor:            .venv-floor  Python 3.11, Airflow 3.3.0 and the oldest versions pyproject.toml allows,
 #                                  constraints-floor.txt                              (tests)
-# PYTHON_NEWEST / PYTHON_FLOOR override the interpreters (found on PATH, else under pyenv).
+#   middle (only when asked for):  .venv-middle  Python 3.12, Airflow 3.3.1, constraints-middle.txt
+#                                  (CREDLY_TEST_MIDDLE=1 bash scripts/test.sh; not part of "all")
+# PYTHON_NEWEST / PYTHON_FLOOR / PYTHON_MIDDLE override the interpreters (found on PATH, else under pyenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,7 +77,11 @@ ensure_browser() {
 }
 
 which_envs="${1:-newest}"
-case "$which_envs" in newest | floor | all) ;; *) echo "usage: $0 [newest|floor|all]" >&2; exit 2 ;; esac
+case "$which_envs" in newest | floor | all | middle) ;; *) echo "usage: $0 [newest|floor|all|middle]" >&2; exit 2 ;; esac
+if [ "$which_envs" = middle ]; then
+  make_env .venv-middle "${PYTHON_MIDDLE:-$(find_python 3.12)}" constraints-middle.txt
+  exit 0
+fi
 browser_pid=""
 if [ "$which_envs" = all ]; then
   ensure_browser &

@@ -37,7 +37,18 @@ echo "== pytest, floor: the real deployment"
 deployment_status=0
 CREDLY_DEPLOYMENT_ROUNDS=1 .venv-floor/bin/pytest \
   "tests/deployment/test_real_airflow.py::test_local_executor_runs_every_example" "$@" || deployment_status=$?
+# opt-in (not in .ci/run): the same floor subset and deployment on the middle, Python 3.12 and Airflow 3.3.1
+middle_status=0
+if [ "${CREDLY_TEST_MIDDLE:-0}" = 1 ]; then
+  bash scripts/bootstrap.sh middle
+  echo "== pytest, middle: $(describe .venv-middle)"
+  .venv-middle/bin/pytest -n 2 --dist loadfile "${floor_tests[@]}" -m "not deployment" "$@" || middle_status=$?
+  echo "== pytest, middle: the real deployment"
+  CREDLY_DEPLOYMENT_ROUNDS=1 .venv-middle/bin/pytest \
+    "tests/deployment/test_real_airflow.py::test_local_executor_runs_every_example" "$@" || middle_status=$?
+fi
 [ "$newest_status" -eq 0 ] || exit "$newest_status"
 # 5 = the extra arguments selected no floor test (e.g. -k for a packaging test): not a failure
 [ "$status" -eq 0 ] || [ "$status" -eq 5 ] || exit "$status"
 [ "$deployment_status" -eq 0 ] || [ "$deployment_status" -eq 5 ] || exit "$deployment_status"
+[ "$middle_status" -eq 0 ] || [ "$middle_status" -eq 5 ] || exit "$middle_status"
