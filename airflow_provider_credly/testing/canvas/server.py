@@ -16,7 +16,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
-from airflow_provider_credly.testing.canvas.state import CanvasApiError, CanvasState
+from airflow_provider_credly.testing.canvas.state import CanvasApiError, CanvasState, odd_assertion
 from airflow_provider_credly.testing.emulator.faults import FaultInjector, malformed_body
 from airflow_provider_credly.testing.emulator.handler import JsonApiHandler
 
@@ -96,7 +96,8 @@ class _Handler(JsonApiHandler):
     def _send(
         self, status: int, payload: Any, headers: dict[str, str] | None = None, malformed: str | None = None
     ) -> None:
-        body = b"" if status == 204 else json.dumps(payload).encode()
+        # UTF-8, not \\u escapes: Badgr (Django REST framework) sends non-ASCII characters as they are
+        body = b"" if status == 204 else json.dumps(payload, ensure_ascii=False).encode()
         content_type = "application/json"
         if malformed and 200 <= status < 300 and status != 204:  # the fault: an unusable 2xx body
             with self.server.state.lock:
@@ -295,6 +296,13 @@ class _Handler(JsonApiHandler):
             num=num,
             after=after,
         )
+        odd = self.server.faults.odd_values
+        if odd is not None:  # the fault: some assertions with odd-but-valid values (the state keeps its own)
+            seqs = [state.sequence(item["entityId"]) for item in items]
+            items = [
+                item if (kind := odd.kind(r)) is None else odd_assertion(item, kind, r)
+                for item, r in zip(items, seqs, strict=True)
+            ]
         headers: dict[str, str] = {}
         if cursor is not None:
             kept = [(k, v) for k, values in query.items() if k not in ("after", "before") for v in values]

@@ -5,6 +5,7 @@ assertions, with the list semantics of API v2 (revoked/expired left out unless a
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import random
 import secrets
@@ -16,7 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_provider_credly.testing.emulator.render import ODD_TEXT, odd_timestamp
+
 UTC = UTC
+#: the timestamp fields of an assertion that ``odd_values_rate`` reshapes
+ODD_ASSERTION_TIMESTAMPS = ("issuedOn", "createdAt", "expires")
 DUPLICATE_AWARD_MESSAGE = "A previous award of this badge already exists for this recipient."
 
 
@@ -62,6 +67,25 @@ class Token:
     refresh: str
     username: str
     expires_at: float
+
+
+def odd_assertion(item: dict[str, Any], kind: str, r: int) -> dict[str, Any]:
+    """A copy of an assertion with the odd values of ``kind`` (one of the Credly emulator's
+    ``ODD_VALUE_KINDS``), meaning what the usual ones do: its timestamps in another shape of the same
+    instant; a JSON number for its (text) ``narrative``; its ``recipient.plaintextIdentity`` plus
+    ``ODD_TEXT`` (``stress`` and ``escaped`` alike: the emulator sends UTF-8, as Badgr does); ``r`` is the
+    assertion's :meth:`CanvasState.sequence`."""
+    doc = copy.deepcopy(item)
+    if kind == "number":  # a small number, or one beyond 64 bits (exact in JSON)
+        doc["narrative"] = 2**64 + r if r % 2 else 1_000_000 + r
+    elif kind in ("stress", "escaped"):
+        doc["recipient"]["plaintextIdentity"] += ODD_TEXT
+    else:
+        for name in ODD_ASSERTION_TIMESTAMPS:
+            value = doc.get(name)
+            if isinstance(value, str) and value.endswith("Z"):
+                doc[name] = odd_timestamp(value, kind)
+    return doc
 
 
 @dataclass
@@ -392,6 +416,11 @@ class CanvasState:
                 return [dict(i) for _, i in selected], None
             page = selected[:num]
             return [dict(i) for _, i in page], page[-1][0]
+
+    def sequence(self, entity_id: str) -> int:
+        """The assertion's creation order (1, 2, ...): the record index ``odd_values_rate`` hashes."""
+        with self.lock:
+            return self._order[entity_id]
 
     # -- accessors for tests -------------------------------------------------------------------------
 

@@ -396,11 +396,11 @@ def odd_badge(doc: dict[str, Any], kind: str, r: int) -> dict[str, Any]:
         for name in _ODD_TIMESTAMPS:
             value = doc.get(name)
             if isinstance(value, str) and value.endswith("Z"):
-                doc[name] = _odd_timestamp(value, kind)
+                doc[name] = odd_timestamp(value, kind)
     return doc
 
 
-def _odd_timestamp(text: str, kind: str) -> str:
+def odd_timestamp(text: str, kind: str) -> str:
     """``2025-08-06T14:41:00.123Z`` in the shape ``kind``, the same instant."""
     if kind == "naive":
         return text[:-1]
