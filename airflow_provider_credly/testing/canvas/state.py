@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow_provider_credly.testing.emulator.render import ODD_TEXT, odd_timestamp
+from airflow_provider_credly.testing.emulator.render import ODD_TEXT, odd_number, odd_timestamps
 
 UTC = UTC
 #: the timestamp fields of an assertion that ``odd_values_rate`` reshapes
@@ -76,15 +76,12 @@ def odd_assertion(item: dict[str, Any], kind: str, r: int) -> dict[str, Any]:
     ``ODD_TEXT`` (``stress`` and ``escaped`` alike: the emulator sends UTF-8, as Badgr does); ``r`` is the
     assertion's :meth:`CanvasState.sequence`."""
     doc = copy.deepcopy(item)
-    if kind == "number":  # a small number, or one beyond 64 bits (exact in JSON)
-        doc["narrative"] = 2**64 + r if r % 2 else 1_000_000 + r
+    if kind == "number":
+        doc["narrative"] = odd_number(r)
     elif kind in ("stress", "escaped"):
         doc["recipient"]["plaintextIdentity"] += ODD_TEXT
     else:
-        for name in ODD_ASSERTION_TIMESTAMPS:
-            value = doc.get(name)
-            if isinstance(value, str) and value.endswith("Z"):
-                doc[name] = odd_timestamp(value, kind)
+        odd_timestamps(doc, ODD_ASSERTION_TIMESTAMPS, kind)
     return doc
 
 

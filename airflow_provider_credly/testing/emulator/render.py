@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from json.encoder import encode_basestring as _encode_str
 from typing import TYPE_CHECKING, Any
@@ -386,18 +387,29 @@ def odd_badge(doc: dict[str, Any], kind: str, r: int) -> dict[str, Any]:
     ``faults.ODD_VALUE_KINDS``), in place; returns it. Every shape means what the usual one does: the same
     instants, a number where a text is expected, the same names plus :data:`ODD_TEXT`."""
     if kind == "number":
-        if "issuer_earner_id" in doc:  # a small number, or one beyond 64 bits (exact in JSON)
-            doc["issuer_earner_id"] = 2**64 + r if r % 2 else 1_000_000 + r
+        if "issuer_earner_id" in doc:
+            doc["issuer_earner_id"] = odd_number(r)
     elif kind in ("stress", "escaped"):
         for name in ("issued_to", "issued_to_last_name"):
             if isinstance(doc.get(name), str):
                 doc[name] += ODD_TEXT
     else:
-        for name in _ODD_TIMESTAMPS:
-            value = doc.get(name)
-            if isinstance(value, str) and value.endswith("Z"):
-                doc[name] = odd_timestamp(value, kind)
+        odd_timestamps(doc, _ODD_TIMESTAMPS, kind)
     return doc
+
+
+def odd_number(r: int) -> int:
+    """The number record ``r`` of the ``number`` shape sends for a text: small, or beyond 64 bits (exact in
+    JSON)."""
+    return 2**64 + r if r % 2 else 1_000_000 + r
+
+
+def odd_timestamps(doc: dict[str, Any], names: Sequence[str], kind: str) -> None:
+    """Reshape ``doc``'s UTC timestamps ``names`` (``...Z``) into the shape ``kind``, in place."""
+    for name in names:
+        value = doc.get(name)
+        if isinstance(value, str) and value.endswith("Z"):
+            doc[name] = odd_timestamp(value, kind)
 
 
 def odd_timestamp(text: str, kind: str) -> str:
