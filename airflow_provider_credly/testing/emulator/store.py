@@ -57,9 +57,11 @@ _FIRST = [
     "Chloe",
     "Dario",
 ]
+# two names beyond Latin-1, as real rosters have them: most pages then hold one (a page's Python str would
+# be 2 bytes per character; the bulk writers keep the UTF-8 bytes)
 _LAST = [
     "Skiles",
-    "Nguyen",
+    "Nguyễn",
     "Okafor",
     "Schmidt",
     "Rossi",
@@ -69,7 +71,7 @@ _LAST = [
     "Haddad",
     "Larsen",
     "Dubois",
-    "Kowalski",
+    "Łukaszewicz",
     "Moreau",
     "Fischer",
     "Costa",
