@@ -203,8 +203,9 @@ def bench(n: int, page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_credly.testing.emulator import spawn_emulator_process
 
     print(f"\n== {n:,} badges, {page_size} per page (load {_load()})", flush=True)
-    odd = {"odd_values_rate": opts.odd_values_rate} if opts.odd_values_rate else {}
-    with spawn_emulator_process(badges=n, employees=10, seed=11, hv_page_size=page_size, **odd) as emu:
+    with spawn_emulator_process(
+        badges=n, employees=10, seed=11, hv_page_size=page_size, odd_values_rate=opts.odd_values_rate
+    ) as emu:
         os.sched_setaffinity(emu.process.pid, {EMULATOR_CPU})
         common = [sys.executable, __file__, "--base-url", emu.base_url, "--token", emu.token]
         common += ["--org", emu.org_id, "--batch-rows", str(opts.batch_rows)]

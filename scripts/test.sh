@@ -29,23 +29,33 @@ floor_tests=(
   tests/integration/test_sensor_dags.py tests/integration/test_transfer_duckdb.py
   tests/integration/test_transfer_postgres.py tests/integration/canvas/test_canvas_transfer.py
 )
+subset() {  # subset VENV [pytest args]: the floor's subset of the suite on VENV
+  local venv=$1
+  shift
+  "$venv/bin/pytest" -n 2 --dist loadfile "${floor_tests[@]}" -m "not deployment" "$@"
+}
+# deployment VENV [pytest args]: every example DAG in a real LocalExecutor deployment (scheduler,
+# dag-processor, triggerer, api-server), as users of that Airflow and Python run them; one round (the newest
+# runs two)
+deployment() {
+  local venv=$1
+  shift
+  CREDLY_DEPLOYMENT_ROUNDS=1 "$venv/bin/pytest" \
+    "tests/deployment/test_real_airflow.py::test_local_executor_runs_every_example" "$@"
+}
 status=0
-.venv-floor/bin/pytest -n 2 --dist loadfile "${floor_tests[@]}" -m "not deployment" "$@" || status=$?
-# every example DAG in a real LocalExecutor deployment of the floor (scheduler, dag-processor, triggerer,
-# api-server), as users on Airflow 3.3.0 / Python 3.11 run them; one round (the newest runs two)
+subset .venv-floor "$@" || status=$?
 echo "== pytest, floor: the real deployment"
 deployment_status=0
-CREDLY_DEPLOYMENT_ROUNDS=1 .venv-floor/bin/pytest \
-  "tests/deployment/test_real_airflow.py::test_local_executor_runs_every_example" "$@" || deployment_status=$?
-# opt-in (not in .ci/run): the same floor subset and deployment on the middle, Python 3.12 and Airflow 3.3.1
+deployment .venv-floor "$@" || deployment_status=$?
+# opt-in (not in .ci/run): the same on the middle, Python 3.12 and Airflow 3.3.1
 middle_status=0
 if [ "${CREDLY_TEST_MIDDLE:-0}" = 1 ]; then
   bash scripts/bootstrap.sh middle
   echo "== pytest, middle: $(describe .venv-middle)"
-  .venv-middle/bin/pytest -n 2 --dist loadfile "${floor_tests[@]}" -m "not deployment" "$@" || middle_status=$?
+  subset .venv-middle "$@" || middle_status=$?
   echo "== pytest, middle: the real deployment"
-  CREDLY_DEPLOYMENT_ROUNDS=1 .venv-middle/bin/pytest \
-    "tests/deployment/test_real_airflow.py::test_local_executor_runs_every_example" "$@" || middle_status=$?
+  deployment .venv-middle "$@" || middle_status=$?
 fi
 [ "$newest_status" -eq 0 ] || exit "$newest_status"
 # 5 = the extra arguments selected no floor test (e.g. -k for a packaging test): not a failure

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,13 @@ from airflow_provider_credly.warehouse import BADGES, PostgresWriter
 from airflow_provider_credly.warehouse.records import PageRecords
 from airflow_provider_credly.warehouse.writers import LoadMeta
 from tests.conftest import connect_credly, set_connection, set_postgres_warehouse
-from tests.integration.transfer_support import Warehouse, assert_table_matches, badge_select, expected_badges
+from tests.integration.transfer_support import (
+    Warehouse,
+    as_utc,
+    assert_table_matches,
+    badge_select,
+    expected_badges,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -104,12 +109,6 @@ def copy_log(monkeypatch: pytest.MonkeyPatch) -> CopyLog:
     return log
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    return value
-
-
 @pytest.mark.parametrize("badge_format", ["minimal", "default"])
 def test_odd_values_land_as_what_they_mean(
     emulator: RunningEmulator, warehouse: OddWarehouse, copy_log: CopyLog, badge_format: str
@@ -161,7 +160,7 @@ def test_odd_values_land_as_what_they_mean(
                     continue
                 assert was[name] != means[name]  # really sent in another shape
                 # the same instant as the emulator's record, in the typed column and in raw
-                assert _utc(have[name]) == parse_timestamp(means[name]), (kind, name, was[name])
+                assert as_utc(have[name]) == parse_timestamp(means[name]), (kind, name, was[name])
                 assert raw[name] == was[name]
                 checked[kind] += 1
         elif kind == "number":

@@ -144,6 +144,13 @@ def slice_badge_ids(state: EmulatorState, bounds: Bounds) -> list[str]:
     return [state.store.ids[r] for r in rows]
 
 
+def as_utc(value: Any) -> Any:
+    """A database's timestamp as an aware UTC datetime (a naive one holds UTC); other values as they are."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return value
+
+
 class Warehouse:
     """Reads the destination of one test (DuckDB file or PostgreSQL schema)."""
 

@@ -298,11 +298,10 @@ class _Handler(JsonApiHandler):
         )
         odd = self.server.faults.odd_values
         if odd is not None:  # the fault: some assertions with odd-but-valid values (the state keeps its own)
-            seqs = [state.sequence(item["entityId"]) for item in items]
-            items = [
-                item if (kind := odd.kind(r)) is None else odd_assertion(item, kind, r)
-                for item, r in zip(items, seqs, strict=True)
-            ]
+            for i, item in enumerate(items):
+                r = state.sequence(item["entityId"])
+                if (kind := odd.kind(r)) is not None:
+                    items[i] = odd_assertion(item, kind, r)
         headers: dict[str, str] = {}
         if cursor is not None:
             kept = [(k, v) for k, values in query.items() if k not in ("after", "before") for v in values]

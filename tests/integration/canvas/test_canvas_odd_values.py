@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import duckdb
-import psycopg
 import pytest
 
 from airflow_provider_credly.client.times import parse_timestamp
@@ -27,7 +23,8 @@ from airflow_provider_credly.testing.emulator.render import ODD_TEXT
 from airflow_provider_credly.transfers.canvas_credentials_to_sql import (
     CanvasCredentialsAssertionsToSqlOperator,
 )
-from tests.conftest import POSTGRES_DSN, set_connection, set_postgres_warehouse
+from tests.conftest import set_connection, set_postgres_warehouse
+from tests.integration.transfer_support import Warehouse, as_utc
 
 pytestmark = pytest.mark.integration
 
@@ -47,38 +44,21 @@ def canvas(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningCanvasEmulator]:
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> tuple[str, Any]:
-    """(connection id, DuckDB path or PostgreSQL schema) of a warehouse whose sessions run in SESSION_TZ."""
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Warehouse:
+    """A DuckDB file or a PostgreSQL schema whose sessions run in SESSION_TZ."""
     if request.param == "duckdb":
         path = tmp_path / "warehouse.duckdb"
         extra = {"settings": {"TimeZone": SESSION_TZ}}
         set_connection(monkeypatch, "duckdb_warehouse", conn_type="duckdb", host=str(path), extra=extra)
-        return "duckdb_warehouse", path
+        return Warehouse("duckdb_warehouse", path, "duckdb")
     schema = request.getfixturevalue("postgres_conn")  # a fresh schema, dropped afterwards
     set_postgres_warehouse(monkeypatch, schema, f"-c TimeZone={SESSION_TZ}")
-    return "postgres_warehouse", schema
-
-
-def _query(conn_id: str, target: Any, sql: str) -> list[tuple[Any, ...]]:
-    if conn_id == "duckdb_warehouse":
-        with duckdb.connect(str(target), read_only=True) as con:
-            return con.execute(sql).fetchall()
-    with psycopg.connect(POSTGRES_DSN, options=f"-c search_path={target}") as conn:
-        return conn.execute(sql.replace("VARCHAR", "TEXT")).fetchall()
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return Warehouse("postgres_warehouse", schema, "postgres")
 
 
 def test_odd_assertion_values_land_as_what_they_mean(
-    canvas: RunningCanvasEmulator, warehouse: tuple[str, Any]
+    canvas: RunningCanvasEmulator, warehouse: Warehouse
 ) -> None:
-    conn_id, target = warehouse
     state = canvas.state
     odd = canvas.server.faults.odd_values
     assert odd is not None
@@ -90,16 +70,14 @@ def test_odd_assertion_values_land_as_what_they_mean(
         task_id="load",
         table="canvas_assertions",
         issuer_id=state.issuer_id,
-        destination_conn_id=conn_id,
+        destination_conn_id=warehouse.conn_id,
         page_size=100,
         batch_rows=200,
         checkpoint_key="canvas-odd",
     ).execute(context={})
 
     assert result["rows"] == TOTAL  # revoked and expired ones included
-    rows = _query(
-        conn_id,
-        target,
+    rows = warehouse.query(
         "SELECT entity_id, issued_on, created_at, expires, narrative, recipient_plaintext_identity, "
         "CAST(raw AS VARCHAR) FROM canvas_assertions",
     )
@@ -115,7 +93,7 @@ def test_odd_assertion_values_land_as_what_they_mean(
             assert raw[field] == sent[field]  # raw: what was sent
             # the typed column: the instant the emulator's own record means, whatever shape was sent
             want = parse_timestamp(means[field]) if means[field] else None
-            assert _utc(typed[column]) == want, (kind, field, sent[field])
+            assert as_utc(typed[column]) == want, (kind, field, sent[field])
         if kind in ("stress", "escaped"):
             assert (
                 identity
