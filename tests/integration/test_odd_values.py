@@ -26,7 +26,7 @@ from airflow_provider_credly.testing.emulator import EmulatorState, RunningEmula
 from airflow_provider_credly.testing.emulator.faults import ODD_VALUE_KINDS
 from airflow_provider_credly.testing.emulator.render import ODD_TEXT
 from airflow_provider_credly.transfers.credly_to_sql import CredlyBadgesToSqlOperator
-from airflow_provider_credly.warehouse import BADGES, PostgresWriter
+from airflow_provider_credly.warehouse import BADGES, PostgresWriter, writers
 from airflow_provider_credly.warehouse.records import PageRecords
 from airflow_provider_credly.warehouse.writers import LoadMeta
 from tests.conftest import connect_credly, set_connection, set_postgres_warehouse
@@ -190,3 +190,27 @@ def test_odd_values_land_as_what_they_mean(
                 assert formats == ["binary"]
         used = {f for _, formats in copy_log for f in formats}
         assert used == {"binary", "text"}
+
+
+def test_pages_reach_the_database_as_the_utf8_bytes_sent(
+    emulator: RunningEmulator, warehouse: OddWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a page with one name beyond Latin-1 (the emulator's Nguyễn, the odd non-BMP letters) held as a Python
+    # str would be 2-4 bytes per character: the bulk writers get each page as the bytes Credly sent
+    texts: list[Any] = []
+    unique = writers.unique_records
+
+    def spy(chunks: Sequence[PageRecords], key: str = "id") -> tuple[list[bytes], list[str]]:
+        batch, keys = unique(chunks, key)
+        texts.extend(batch)
+        return batch, keys
+
+    monkeypatch.setattr(writers, "unique_records", spy)
+    op = CredlyBadgesToSqlOperator(
+        task_id="load", table="credly_badges", destination_conn_id=warehouse.conn_id, checkpoint_key="utf8"
+    )
+    assert op.execute({})["rows"] == N_BADGES
+    assert texts and all(type(t) is bytes for t in texts)
+    assert sum(len(json.loads(t)) for t in texts) == N_BADGES
+    beyond_latin1 = [t for t in texts if any(ord(c) > 0xFF for c in t.decode())]
+    assert beyond_latin1  # such pages are in the load (a third of these 25-record pages)
