@@ -208,7 +208,7 @@ def bench(n: int, page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
     ) as emu:
         os.sched_setaffinity(emu.process.pid, {EMULATOR_CPU})
         common = [sys.executable, __file__, "--base-url", emu.base_url, "--token", emu.token]
-        common += ["--org", emu.org_id, "--batch-rows", str(opts.batch_rows)]
+        common += ["--org", emu.org_id, *(["--batch-rows", str(opts.batch_rows)] if opts.batch_rows else [])]
         common += ["--duckdb-memory-limit", opts.duckdb_memory_limit]
         common += [f"--duckdb-setting={setting}" for setting in opts.duckdb_setting]
         common += [] if opts.store_raw else ["--no-store-raw"]
@@ -315,7 +315,9 @@ def main() -> int:
     parser.add_argument("--target")
     parser.add_argument("--badges", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--page-size", type=int, nargs="+", default=[1000, 50])
-    parser.add_argument("--batch-rows", type=int, default=10_000, help="the operators' batch_rows")
+    parser.add_argument(
+        "--batch-rows", type=int, default=None, help="the operators' batch_rows (default: theirs)"
+    )
     parser.add_argument("--raw-json-type", default="json", help="the PostgreSQL raw column's type")
     parser.add_argument("--duckdb-memory-limit", default="128MB")
     parser.add_argument(

@@ -156,8 +156,7 @@ def bench_volume(n: int, opts: argparse.Namespace) -> dict[str, Any]:
             opts.badge_format,
             "--queue",
             str(opts.queue),
-            "--batch-rows",
-            str(opts.batch_rows),
+            *(["--batch-rows", str(opts.batch_rows)] if opts.batch_rows else []),
             "--duckdb-memory-limit",
             opts.duckdb_memory_limit,
             *(["--keep-delete"] if opts.keep_delete else []),
@@ -245,7 +244,7 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=50, help="emulator cursor page size (Credly: 50)")
     parser.add_argument("--queue", type=int, default=2, help="write batches fetched ahead of the writer")
     parser.add_argument(
-        "--batch-rows", type=int, default=10_000, help="records per write batch (the operators' batch_rows)"
+        "--batch-rows", type=int, default=None, help="records per write batch (default: the operators')"
     )
     parser.add_argument(
         "--duckdb-memory-limit",

@@ -165,7 +165,8 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
     :param prune: after an unfiltered full load, delete rows it did not see.
     :param include_child_tables: also maintain the spec's child tables.
     :param page_queue_size: complete write batches fetched ahead of the writer.
-    :param batch_rows: records per write batch, i.e. per transaction and checkpoint.
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (``None``, the default:
+        10,000, and a first load into DuckDB commits once per row group instead, see docs/transfers.md).
     :param checkpoint_key: override the checkpoint key (templated).
     :param store_raw: keep each record's JSON in the ``raw`` column (default); ``False`` leaves it ``NULL``
         and makes the DuckDB and PostgreSQL loads cheaper (see docs/transfers.md).
@@ -195,7 +196,7 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
         prune: bool = False,
         include_child_tables: bool = False,
         page_queue_size: int = 2,
-        batch_rows: int = 10_000,
+        batch_rows: int | None = None,
         checkpoint_key: str | None = None,
         store_raw: bool = True,
         raw_json_type: str = DEFAULT_RAW_JSON_TYPE,
@@ -227,7 +228,7 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
         table = TableName.parse(self.table)
         if int(self.page_queue_size) < 1:
             raise ValueError(f"page_queue_size must be at least 1, got {self.page_queue_size!r}")
-        if int(self.batch_rows) < 1:
+        if self.batch_rows is not None and int(self.batch_rows) < 1:
             raise ValueError(f"batch_rows must be at least 1, got {self.batch_rows!r}")
         check_raw_json_type(self.raw_json_type)
         return table
@@ -305,7 +306,7 @@ class SqlTransferOperator(FailFastMixin, BaseOperator):
                 key=key,
                 prune=self.prune,
                 queue_size=int(self.page_queue_size),
-                batch_rows=int(self.batch_rows),
+                batch_rows=None if self.batch_rows is None else int(self.batch_rows),
                 after_commit=self.after_batch_committed,
                 logger=self.log,
                 unique_keys=self.unique_keys,

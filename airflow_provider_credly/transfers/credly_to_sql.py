@@ -146,7 +146,9 @@ class CredlyBadgesToSqlOperator(_CredlyToSqlOperator):
     :param page_queue_size: complete write batches the fetch thread may hold ahead of the writer (memory bound:
         about ``page_queue_size + 2`` batches of ``batch_rows`` records; a first load, inserted without a
         delete, holds as many records in smaller chunks, except into DuckDB, which inserts whole batches).
-    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (default 10,000).
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (default ``None``: 10,000,
+        and a first load into DuckDB commits at the end of each row group, 122,880 rows, or every 10 s;
+        docs/transfers.md).
     :param checkpoint_key: override the checkpoint key (templated).
     :param store_raw: keep each badge's JSON in the ``raw`` column (default ``True``); ``False`` leaves it
         ``NULL`` and makes DuckDB and PostgreSQL loads cheaper (docs/transfers.md).

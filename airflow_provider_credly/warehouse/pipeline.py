@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["CursorMerger", "PagePipeline", "Progress", "Tagged", "batches"]
+__all__ = ["CursorMerger", "Groups", "PagePipeline", "Progress", "Tagged", "batches"]
 
 _POLL_SECONDS = 0.1
 
@@ -47,16 +47,24 @@ class PagePipeline(Generic[P]):
     :param maxsize: ready batches buffered ahead of the writer (>= 1).
     :param batch_rows: records per batch.
     :param batch_seconds: a batch is also complete after this many seconds of fetching.
+    :param groups: batches also end at the end of each such group of records (:func:`batches`).
     """
 
     def __init__(
-        self, pages: Iterator[P], maxsize: int = 2, *, batch_rows: int = 1, batch_seconds: float = 10.0
+        self,
+        pages: Iterator[P],
+        maxsize: int = 2,
+        *,
+        batch_rows: int = 1,
+        batch_seconds: float = 10.0,
+        groups: Groups[P] | None = None,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"page_queue_size must be at least 1, got {maxsize}")
         self._pages = pages
         self._batch_rows = max(1, batch_rows)
         self._batch_seconds = batch_seconds
+        self._groups = groups
         self._queue: queue.Queue[list[P] | _End | _Failure] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="credly-page-fetcher", daemon=True)
@@ -72,7 +80,9 @@ class PagePipeline(Generic[P]):
 
     def _produce(self) -> None:
         try:
-            for batch in batches(self._pages, max_rows=self._batch_rows, max_seconds=self._batch_seconds):
+            for batch in batches(
+                self._pages, max_rows=self._batch_rows, max_seconds=self._batch_seconds, groups=self._groups
+            ):
                 if not self._put(batch) or self._stop.is_set():
                     break
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -294,24 +304,57 @@ class CursorMerger(Generic[P]):
                 thread.join(timeout=60)
 
 
-def batches(pages: Iterable[P], *, max_rows: int, max_seconds: float = 10.0) -> Iterator[list[P]]:
+def batches(
+    pages: Iterable[P],
+    *,
+    max_rows: int,
+    max_seconds: float = 10.0,
+    groups: Groups[P] | None = None,
+) -> Iterator[list[P]]:
     """Group consecutive pages into batches of at least ``max_rows`` records (or ``max_seconds`` old).
 
-    The last page of a batch carries the cursor to resume from after the batch is committed.
+    The last page of a batch carries the cursor to resume from after the batch is committed. With ``groups``
+    a batch also ends where a group of ``groups.rows`` records ends, the page crossing it split there.
     """
     batch: list[P] = []
     rows = 0
+    filled = groups.filled if groups else 0
     started = time.monotonic()
     for page in pages:
-        if not batch:
-            started = time.monotonic()
-        batch.append(page)
-        rows += len(page)
-        if rows >= max_rows or time.monotonic() - started >= max_seconds:
-            yield batch
-            batch, rows = [], 0
+        rest: P | None = page
+        while rest is not None:
+            if not batch:
+                started = time.monotonic()
+            piece, rest = rest, None
+            if groups is not None and len(piece) > groups.rows - filled:
+                piece, rest = groups.split(piece, groups.rows - filled)
+            batch.append(piece)
+            rows += len(piece)
+            if groups is not None:
+                filled = (filled + len(piece)) % groups.rows
+            if (
+                rows >= max_rows
+                or (groups is not None and filled == 0 and rows > 0)
+                or time.monotonic() - started >= max_seconds
+            ):
+                yield batch
+                batch, rows = [], 0
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class Groups(Generic[P]):
+    """Where :func:`batches` ends batches besides ``max_rows``: every ``rows`` records, counted from
+    ``filled`` records into the first group, splitting the page that crosses a group's end with ``split``."""
+
+    rows: int
+    split: Callable[[P, int], tuple[P, P]]
+    filled: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or not 0 <= self.filled < self.rows:
+            raise ValueError(f"groups of {self.rows} records cannot be {self.filled} records full")
 
 
 @dataclass

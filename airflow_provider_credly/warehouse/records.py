@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -18,7 +18,15 @@ import msgspec
 from airflow_provider_credly.client.pagination import Page
 from airflow_provider_credly.client.records_json import decode_records, encode_records
 
-__all__ = ["WATERMARK_FIELD", "PageRecords", "dedupe_by_key", "page_records", "records_of", "unique_records"]
+__all__ = [
+    "WATERMARK_FIELD",
+    "PageRecords",
+    "dedupe_by_key",
+    "page_records",
+    "records_of",
+    "split_records",
+    "unique_records",
+]
 
 #: the record field whose newest value a load reports as its watermark
 WATERMARK_FIELD = "updated_at"
@@ -36,6 +44,11 @@ class PageRecords:
     :ivar newest: the greatest ``updated_at`` among the records (``None`` if none has one).
     :ivar url: the page's URL.
     :ivar next_url: the page's next URL: the cursor to resume from once this page is committed.
+    :ivar partial: the first records of a page split where a commit falls (:func:`split_records`): the
+        page counts once, with the rest of its records.
+    :ivar split_rows: for the rest of a split page: the records of its head, counted with it.
+    :ivar refetched: the first page of a cursor reopened at a saved checkpoint: its first records may be
+        committed already (the head of a page split where the last commit fell).
     """
 
     json: bytes
@@ -43,6 +56,14 @@ class PageRecords:
     newest: str | None = None
     url: str = ""
     next_url: str | None = None
+    partial: bool = False
+    split_rows: int = 0
+    refetched: bool = False
+
+    @property
+    def counted_rows(self) -> int:
+        """The records this part adds to a checkpoint's count (a split page's all with its last part)."""
+        return 0 if self.partial else len(self.keys) + self.split_rows
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -105,11 +126,65 @@ def page_records(page: Page, key: str = "id") -> PageRecords:
     return PageRecords(bytes(text), tuple(keys), newest, page.url, page.next_url)
 
 
-def records_of(pages: Iterator[Page], key: str = "id") -> Iterator[PageRecords]:
-    """:func:`page_records` of every page (closing ``pages`` when closed)."""
+_RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
+_WATERMARK = msgspec.defstruct("Watermark", [(WATERMARK_FIELD, Any, None)])
+_NEWEST_DECODER = msgspec.json.Decoder(list[_WATERMARK])  # type: ignore[valid-type]
+
+
+def _newest_of(text: bytes) -> str | None:
+    try:
+        values = [getattr(r, WATERMARK_FIELD) for r in _NEWEST_DECODER.decode(text)]
+    except msgspec.DecodeError:
+        values = [r.get(WATERMARK_FIELD) for r in decode_records(text)]
+    return max((v for v in values if isinstance(v, str)), default=None)
+
+
+def split_records(records: PageRecords, at: int) -> tuple[PageRecords, PageRecords]:
+    """The first ``at`` records of a page and the rest, as two :class:`PageRecords`.
+
+    The head resumes from the page's own URL (its ``next_url`` is ``url``: a load that commits the head and
+    fails refetches the whole page); the tail carries the page's cursor and counts the head's records. A
+    refetched page's parts both stay ``refetched``: either may hold records committed before.
+
+    :raises ValueError: ``at`` is not strictly inside the page.
+    """
+    if not 0 < at < len(records):
+        raise ValueError(f"cannot split a page of {len(records)} records at {at}")
+    try:
+        parts = _RAW_RECORDS.decode(records.json)
+        head_json, tail_json = encode_records(parts[:at]), encode_records(parts[at:])
+    except msgspec.DecodeError:  # values msgspec cannot read (NaN...): the standard library splits the page
+        items = decode_records(records.json)
+        head_json, tail_json = encode_records(items[:at]), encode_records(items[at:])
+    head = replace(
+        records,
+        json=head_json,
+        keys=records.keys[:at],
+        newest=_newest_of(head_json),
+        next_url=records.url,
+        partial=True,
+        split_rows=0,
+    )
+    tail = replace(
+        records,
+        json=tail_json,
+        keys=records.keys[at:],
+        newest=_newest_of(tail_json),
+        split_rows=records.split_rows + at,
+    )
+    return head, tail
+
+
+def records_of(pages: Iterator[Page], key: str = "id", *, reopened: bool = False) -> Iterator[PageRecords]:
+    """:func:`page_records` of every page (closing ``pages`` when closed).
+
+    :param reopened: the pages continue a cursor at a saved checkpoint: the first is marked ``refetched``.
+    """
     try:
         for page in pages:
-            yield page_records(page, key)
+            records = page_records(page, key)
+            yield replace(records, refetched=True) if reopened else records
+            reopened = False
     finally:
         close = getattr(pages, "close", None)
         if close is not None:

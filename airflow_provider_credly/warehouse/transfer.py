@@ -35,8 +35,8 @@ from airflow_provider_credly.warehouse.checkpoint import (
     CheckpointStore,
     slice_key,
 )
-from airflow_provider_credly.warehouse.pipeline import CursorMerger, PagePipeline, Progress, Tagged
-from airflow_provider_credly.warehouse.records import PageRecords, records_of
+from airflow_provider_credly.warehouse.pipeline import CursorMerger, Groups, PagePipeline, Progress, Tagged
+from airflow_provider_credly.warehouse.records import PageRecords, records_of, split_records
 from airflow_provider_credly.warehouse.slices import (
     Slice,
     SlicedPages,
@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 
 BatchHook = Callable[[Checkpoint], None]
 PageOpener = Callable[[str | None], Iterator[Page]]
+
+#: records per write batch (and, unless commits end on the writer's groups, per commit) by default
+DEFAULT_BATCH_ROWS = 10_000
 
 #: batches a sliced load may write before its plan is complete (their commit waits for the plan) before the
 #: writer waits for the planner: bounds the open transaction
@@ -109,6 +112,11 @@ def _newest(batch: list[PageRecords]) -> str | None:
     return max((chunk.newest for chunk in batch if chunk.newest is not None), default=None)
 
 
+def _split_tagged(tagged: Tagged[PageRecords], at: int) -> tuple[Tagged[PageRecords], Tagged[PageRecords]]:
+    head, tail = split_records(tagged.item, at)
+    return Tagged(tagged.source, head), Tagged(tagged.source, tail)
+
+
 def _slice_fingerprint(load_id: str, piece: Slice) -> str:
     return f"{load_id}:{piece.since}..{piece.until}"
 
@@ -141,7 +149,7 @@ class TransferRun:
         key: str,
         prune: bool = False,
         queue_size: int = 2,
-        batch_rows: int = 10_000,
+        batch_rows: int | None = None,
         batch_seconds: float = 10.0,
         checkpoints: CheckpointStore | None = None,
         after_commit: BatchHook | None = None,
@@ -153,7 +161,11 @@ class TransferRun:
         self.key = key
         self.prune = prune
         self.queue_size = queue_size
-        self.batch_rows = batch_rows
+        if batch_rows is not None and batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, got {batch_rows!r}")
+        self.batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
+        #: commits of an append-only single-cursor load end on the writer's groups (``batch_rows`` not set)
+        self.commit_on_groups = batch_rows is None
         self.batch_seconds = batch_seconds
         self.store = checkpoints or CheckpointStore(writer)
         self.after_commit = after_commit
@@ -228,7 +240,8 @@ class TransferRun:
 
     def stream(self, open_pages: PageOpener) -> None:
         """Write the pages after the checkpoint's cursor, committing every ``batch_rows`` records,
-        ``batch_seconds`` or at the last page.
+        ``batch_seconds`` or at the last page (by default, where the writer appends cheapest: see
+        :meth:`_groups`).
 
         :raises IncompleteLoadError: the pages ended before the end of their cursor.
         """
@@ -237,27 +250,39 @@ class TransferRun:
         # ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The queue holds as
         # many records either way, so a slow commit does not stall the fetch thread sooner.
         chunk_rows = _chunk_rows(writer, batch_rows)
+        groups = self._groups()
         # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
         pipeline = PagePipeline(
-            records_of(open_pages(self.checkpoint.next_url), writer.spec.key),
+            records_of(
+                open_pages(self.checkpoint.next_url),
+                writer.spec.key,
+                reopened=self.checkpoint.next_url is not None,
+            ),
             self.queue_size * max(1, batch_rows // chunk_rows),
             batch_rows=chunk_rows,
             batch_seconds=self.batch_seconds,
+            groups=groups,
         )
         self._pending = _Pending()
+        filled = groups.filled if groups else 0
         with pipeline:
             for batch in pipeline:
                 fetched = sum(len(chunk) for chunk in batch)
-                written = writer.write(batch, self.meta) if fetched else 0
+                rows = self._write(batch, fetched)
                 self.checkpoint = self.checkpoint.advance(
-                    next_url=batch[-1].next_url, pages=len(batch), rows=written, max_updated_at=_newest(batch)
+                    next_url=batch[-1].next_url,
+                    pages=sum(1 for chunk in batch if not chunk.partial),
+                    rows=rows,
+                    max_updated_at=_newest(batch),
                 )
                 self._pending.pages += len(batch)
-                self._pending.rows += written
+                self._pending.rows += rows
                 self._pending.fetched += fetched
+                if groups is not None:
+                    filled = (filled + fetched) % groups.rows
                 # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
                 del batch
-                if self._commit_due():
+                if self._commit_due(group_ended=None if groups is None else filled == 0):
                     self.commit()
             if self._pending.pages:  # the page iterator ended without a last page: commit what was written
                 self.commit()
@@ -267,6 +292,40 @@ class TransferRun:
                 f"the pages of {writer.table} ended before the end of their cursor; the load stays "
                 f"resumable after page {self.checkpoint.pages}"
             )
+
+    def _write(self, chunks: list[PageRecords], fetched: int) -> int:
+        """Write the chunks; returns the records they add to the checkpoint's count (a split page counts
+        with its last part, a duplicate key once).
+
+        An append-only load writes a batch holding the first page of a reopened cursor by replacing its keys:
+        the head of that page may be committed already (a commit fell inside it).
+        """
+        if not fetched:
+            return 0
+        writer = self.writer
+        if writer.append_only and any(chunk.refetched for chunk in chunks):
+            writer.append_only = False
+            try:
+                written = writer.write(chunks, self.meta)
+            finally:
+                writer.append_only = True
+        else:
+            written = writer.write(chunks, self.meta)
+        # ``written`` counts each key once; the parts of a split page move their count to the last part
+        return written + sum(chunk.counted_rows - len(chunk) for chunk in chunks)
+
+    def _groups(self) -> Groups[PageRecords] | None:
+        """Where an append-only load with the default ``batch_rows`` commits: at the end of each of the
+        writer's groups (DuckDB's row groups, 122,880 rows), the page crossing one split there, or after
+        ``batch_seconds``; ``None``: every ``batch_rows``."""
+        if not self.commit_on_groups:
+            return None
+        groups = self.writer.append_groups()
+        if groups is None:
+            return None
+        rows, filled = groups
+        self.log.info("Committing %s at the end of each row group of %d rows", self.writer.table, rows)
+        return Groups(rows, split_records, filled)
 
     def stream_slices(self, source: SlicedPages) -> None:
         """Write the pages of every unfinished slice, fetched ``source.workers`` at a time, committing like
@@ -291,7 +350,7 @@ class TransferRun:
         )
 
         def opener(piece: Slice, start_url: str | None) -> Iterator[PageRecords]:
-            return records_of(source.open(piece, start_url), key_name)
+            return records_of(source.open(piece, start_url), key_name, reopened=start_url is not None)
 
         taken: list[Slice] = []
 
@@ -350,13 +409,16 @@ class TransferRun:
                 "Planning the slices of %s; %d cursors start on them as they are final", writer.table, workers
             )
         chunk_rows = _chunk_rows(writer, batch_rows)
+        groups = self._groups()
         pipeline = PagePipeline(
             merger,
             self.queue_size * max(1, batch_rows // chunk_rows),
             batch_rows=chunk_rows,
             batch_seconds=self.batch_seconds,
+            groups=None if groups is None else Groups(groups.rows, _split_tagged, groups.filled),
         )
         self._pending = _Pending()
+        filled = groups.filled if groups else 0
         try:
             with pipeline:
                 if planner is not None:
@@ -364,20 +426,23 @@ class TransferRun:
                 for batch in pipeline:
                     chunks = [tagged.item for tagged in batch]
                     fetched = sum(len(chunk) for chunk in chunks)
-                    written = writer.write(chunks, self.meta) if fetched else 0
+                    rows = self._write(chunks, fetched)
                     done = self._advance_slices(batch)
                     self.checkpoint = self.checkpoint.advance(
                         next_url=None,
-                        pages=len(batch),
-                        rows=written,
+                        pages=sum(1 for chunk in chunks if not chunk.partial),
+                        rows=rows,
                         max_updated_at=_newest(chunks),
                         fetched=done,
                     )
                     self._pending.pages += len(batch)
-                    self._pending.rows += written
+                    self._pending.rows += rows
                     self._pending.fetched += fetched
+                    if groups is not None:
+                        filled = (filled + fetched) % groups.rows
                     del batch, chunks
-                    if self._commit_due() and self._plan_ready(self._pending.fetched):
+                    due = self._commit_due(group_ended=None if groups is None else filled == 0)
+                    if due and self._plan_ready(self._pending.fetched):
                         self.commit()
                 # the merger ended: the plan is complete and every slice taken was read
                 self._plan_ready(None)
@@ -424,7 +489,10 @@ class TransferRun:
             for tagged in batch:
                 index, chunk = self._fetching[tagged.source].index, tagged.item
                 cp = self._slice_checkpoints[index].advance(
-                    next_url=chunk.next_url, pages=1, rows=len(chunk), max_updated_at=chunk.newest
+                    next_url=chunk.next_url,
+                    pages=0 if chunk.partial else 1,
+                    rows=chunk.counted_rows,
+                    max_updated_at=chunk.newest,
                 )
                 self._slice_checkpoints[index] = cp
                 self._dirty_slices.add(index)
@@ -432,9 +500,11 @@ class TransferRun:
                     self._open_slices -= 1
             return self._open_slices == 0 and self._planned.is_set() and self._plan_error is None
 
-    def _commit_due(self) -> bool:
+    def _commit_due(self, group_ended: bool | None = None) -> bool:
+        """Whether to commit now: ``batch_rows`` records pending (or, when commits end on the writer's
+        groups, ``group_ended``), the last page written, or ``batch_seconds`` since the last commit."""
         return (
-            self._pending.fetched >= self.batch_rows
+            (self._pending.fetched >= self.batch_rows if group_ended is None else group_ended)
             or self.checkpoint.status == FETCHED
             or time.monotonic() - self._pending.since >= self.batch_seconds
         )
@@ -555,7 +625,7 @@ def run_transfer(
     fingerprint: str,
     prune: bool = False,
     queue_size: int = 2,
-    batch_rows: int = 10_000,
+    batch_rows: int | None = None,
     batch_seconds: float = 10.0,
     checkpoints: CheckpointStore | None = None,
     after_commit: BatchHook | None = None,
@@ -575,7 +645,9 @@ def run_transfer(
     :param fingerprint: describes the request; a checkpoint with another fingerprint is not resumed.
     :param prune: after the last page, delete rows this load did not write (full loads only).
     :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
-    :param batch_rows: records per write batch, i.e. per transaction and checkpoint.
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (``None``: 10,000; and a
+        single-cursor append-only load into DuckDB then commits at the end of each row group instead, 122,880
+        rows, splitting the page that crosses it: see :meth:`SqlWriter.append_groups`).
     :param batch_seconds: commit at least this often (seconds of pages).
     :param checkpoints: the checkpoint store (default: in the writer's database).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).

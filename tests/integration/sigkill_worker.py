@@ -17,6 +17,9 @@ of the ``AIRFLOW_CONN_*`` environment variables and reports on stdout, one flush
 * ``ENTER <point> <n>`` before the ``write`` or ``commit`` of batch ``n`` when ``settings["announce"]`` names it,
   without waiting: the test kills on reading it, so the kill lands inside (or just after) that step;
 * ``RESULT <json>``: the operator's summary, when the transfer completed.
+
+``settings["batch_rows"]`` ``None`` is the operator's default; ``settings["row_group_rows"]`` sets a DuckDB
+writer's row group size (where the commits of a first load then fall).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def main(settings: dict[str, Any]) -> None:
 
     def writer_for(*args: Any, **kwargs: Any) -> Any:
         writer = make_writer(*args, **kwargs)
+        if settings.get("row_group_rows"):  # DuckDB: commits of a first load end on row groups this size
+            writer.row_group_rows = int(settings["row_group_rows"])
         write, commit, prune = writer.write, writer.commit, writer.prune
 
         def write_batch(*a: Any, **kw: Any) -> Any:
@@ -124,7 +129,7 @@ def main(settings: dict[str, Any]) -> None:
         mode=settings.get("mode", "full"),
         badge_format=settings.get("badge_format", "minimal"),
         prune=bool(settings.get("prune", False)),
-        batch_rows=int(settings["batch_rows"]),
+        batch_rows=None if settings["batch_rows"] is None else int(settings["batch_rows"]),
         page_queue_size=int(settings.get("page_queue_size", 1)),
         checkpoint_key=settings["checkpoint_key"],
         parallel_cursors=int(settings.get("parallel_cursors", 1)),

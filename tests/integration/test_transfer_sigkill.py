@@ -392,6 +392,28 @@ def test_duckdb_sigkill_around_a_checkpointing_commit_then_rerun_is_exact(
     assert_exact(warehouse, emulator)
 
 
+@pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
+def test_duckdb_sigkill_after_a_commit_inside_a_page_then_rerun_is_exact(start, warehouse, emulator):
+    """The operator's default ``batch_rows`` into DuckDB: a first load commits at the end of each row group
+    (here 250 rows, so the first commit falls inside the third page of 100). Killed just after that commit,
+    the table holds 250 rows and the checkpoint the two whole pages before; the rerun fetches the third page
+    again, replaces its keys and ends exact."""
+    worker = start(batch_rows=None, row_group_rows=250, stop_at="commit:1")
+    worker.wait_for("AT")
+    worker.sigkill()
+    saved = warehouse.checkpoint()
+    assert saved is not None and saved[:3] == ("running", 2, 2 * PAGE)
+    count, distinct, loads = warehouse.counts()
+    assert (count, distinct, loads) == (250, 250, 1)  # 50 records of page 3 committed ahead of it
+    before = emulator.stats()["by_route"]["GET badges.high_volume"]
+
+    result = start(batch_rows=None, row_group_rows=250).result()
+    assert (result["resumed"], result["resumed_at_page"], result["rows"]) == (True, 2, N_BADGES)
+    # pages 3..30 requested once each: the page the commit fell in again, no other
+    assert emulator.stats()["by_route"]["GET badges.high_volume"] - before == N_PAGES - 2
+    assert_exact(warehouse, emulator)
+
+
 def _statement_blocked_by(pid: int) -> str:
     """The query of the backend waiting for a lock held by backend ``pid`` (polled until there is one)."""
     deadline = time.monotonic() + WAIT_S  # a guard against a hung worker, not a timing assertion
