@@ -122,6 +122,27 @@ def _slice_fingerprint(load_id: str, piece: Slice) -> str:
 
 
 @dataclass
+class _GroupClock:
+    """The rows of an append-only load's table, to end commits on the writer's groups (see
+    :meth:`SqlWriter.append_groups`)."""
+
+    rows: int  #: per group
+    table_rows: int  #: in the table, the rows written since the last commit included
+
+    @property
+    def filled(self) -> int:
+        """Rows in the table's last group."""
+        return self.table_rows % self.rows
+
+    def add(self, rows: int) -> bool:
+        """Count written rows; returns whether a group ended. (The first group too: committing it every
+        10,000 rows, as the ones after it, cost more, 300k badges 5.9-6.2 s of writer CPU against 4.2-4.5 s:
+        the rows appended in place of a whole row group are checkpointed later and recompressed.)"""
+        self.table_rows += rows
+        return self.filled == 0
+
+
+@dataclass
 class _Pending:
     """What was written since the last commit."""
 
@@ -250,7 +271,8 @@ class TransferRun:
         # ``batch_rows``: without the per-batch delete a chunk costs no more than its rows. The queue holds as
         # many records either way, so a slow commit does not stall the fetch thread sooner.
         chunk_rows = _chunk_rows(writer, batch_rows)
-        groups = self._groups()
+        clock = self._group_clock()
+        groups = None if clock is None else Groups(clock.rows, split_records, clock.filled)
         # The fetch thread also reads each record's key and updated_at; the records stay JSON text.
         pipeline = PagePipeline(
             records_of(
@@ -264,7 +286,6 @@ class TransferRun:
             groups=groups,
         )
         self._pending = _Pending()
-        filled = groups.filled if groups else 0
         with pipeline:
             for batch in pipeline:
                 fetched = sum(len(chunk) for chunk in batch)
@@ -278,11 +299,9 @@ class TransferRun:
                 self._pending.pages += len(batch)
                 self._pending.rows += rows
                 self._pending.fetched += fetched
-                if groups is not None:
-                    filled = (filled + fetched) % groups.rows
                 # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
                 del batch
-                if self._commit_due(group_ended=None if groups is None else filled == 0):
+                if self._commit_due(None if clock is None else clock.add(fetched)):
                     self.commit()
             if self._pending.pages:  # the page iterator ended without a last page: commit what was written
                 self.commit()
@@ -314,7 +333,7 @@ class TransferRun:
         # ``written`` counts each key once; the parts of a split page move their count to the last part
         return written + sum(chunk.counted_rows - len(chunk) for chunk in chunks)
 
-    def _groups(self) -> Groups[PageRecords] | None:
+    def _group_clock(self) -> _GroupClock | None:
         """Where an append-only load with the default ``batch_rows`` commits: at the end of each of the
         writer's groups (DuckDB's row groups, 122,880 rows), the page crossing one split there, or after
         ``batch_seconds``; ``None``: every ``batch_rows``."""
@@ -323,9 +342,9 @@ class TransferRun:
         groups = self.writer.append_groups()
         if groups is None:
             return None
-        rows, filled = groups
+        rows, table_rows = groups
         self.log.info("Committing %s at the end of each row group of %d rows", self.writer.table, rows)
-        return Groups(rows, split_records, filled)
+        return _GroupClock(rows, table_rows)
 
     def stream_slices(self, source: SlicedPages) -> None:
         """Write the pages of every unfinished slice, fetched ``source.workers`` at a time, committing like
@@ -409,16 +428,15 @@ class TransferRun:
                 "Planning the slices of %s; %d cursors start on them as they are final", writer.table, workers
             )
         chunk_rows = _chunk_rows(writer, batch_rows)
-        groups = self._groups()
+        clock = self._group_clock()
         pipeline = PagePipeline(
             merger,
             self.queue_size * max(1, batch_rows // chunk_rows),
             batch_rows=chunk_rows,
             batch_seconds=self.batch_seconds,
-            groups=None if groups is None else Groups(groups.rows, _split_tagged, groups.filled),
+            groups=None if clock is None else Groups(clock.rows, _split_tagged, clock.filled),
         )
         self._pending = _Pending()
-        filled = groups.filled if groups else 0
         try:
             with pipeline:
                 if planner is not None:
@@ -438,10 +456,8 @@ class TransferRun:
                     self._pending.pages += len(batch)
                     self._pending.rows += rows
                     self._pending.fetched += fetched
-                    if groups is not None:
-                        filled = (filled + fetched) % groups.rows
                     del batch, chunks
-                    due = self._commit_due(group_ended=None if groups is None else filled == 0)
+                    due = self._commit_due(None if clock is None else clock.add(fetched))
                     if due and self._plan_ready(self._pending.fetched):
                         self.commit()
                 # the merger ended: the plan is complete and every slice taken was read
@@ -501,8 +517,9 @@ class TransferRun:
             return self._open_slices == 0 and self._planned.is_set() and self._plan_error is None
 
     def _commit_due(self, group_ended: bool | None = None) -> bool:
-        """Whether to commit now: ``batch_rows`` records pending (or, when commits end on the writer's
-        groups, ``group_ended``), the last page written, or ``batch_seconds`` since the last commit."""
+        """Whether to commit now: ``batch_rows`` records pending (or, when ``group_ended`` is not ``None``,
+        whether a group of the writer ended), the last page written, or ``batch_seconds`` since the last
+        commit."""
         return (
             (self._pending.fetched >= self.batch_rows if group_ended is None else group_ended)
             or self.checkpoint.status == FETCHED

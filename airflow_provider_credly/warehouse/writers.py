@@ -131,8 +131,8 @@ class SqlWriter:
 
     def append_groups(self) -> tuple[int, int] | None:
         """For an append-only load into a database that stores rows in groups and appends whole groups
-        cheapest (DuckDB's row groups): the records per group and how many the table's last group holds.
-        ``None``: commits cost the same wherever they fall."""
+        cheapest (DuckDB's row groups): the records per group and the rows in the table. ``None``: commits
+        cost the same wherever they fall."""
         return None
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ class DuckDBWriter(SqlWriter):
             return None
         size = self.row_group_rows or self._database_row_group_rows()
         ((count,),) = self.fetchall(f"SELECT count(*) FROM {self.table}")
-        return size, int(count) % size
+        return size, int(count)
 
     def _database_row_group_rows(self) -> int:
         # set only by ``ATTACH ... (ROW_GROUP_SIZE n)``, and then listed among the database's options
