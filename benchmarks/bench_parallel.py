@@ -114,7 +114,7 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
         client, {}, cursors=n, limiter=limiter, badge_format="minimal", min_badges=1_000, on_plan=plans.append
     )
     started, cpu = time.perf_counter(), _cpu_seconds()
-    run = TransferRun(writer=writer, key="bench", unique_keys=True)
+    run = TransferRun(writer=writer, key="bench", unique_keys=True, batch_rows=args.batch_rows)
     with observe_throttling(client.http, limiter.on_throttled):
         if n == 1:
             result = run.run(
@@ -174,6 +174,7 @@ def _run_load(
     try:
         args = ["--worker", "sliced", "--cursors", str(n), "--target", target]
         args += ["--destination", opts.destination, "--raw-json-type", opts.raw_json_type]
+        args += ["--batch-rows", str(opts.batch_rows)] if opts.batch_rows else []
         return _run([*common, *args])
     finally:
         emu.clear_faults()
@@ -264,6 +265,9 @@ def main() -> int:
         help="where the loads write: a fresh DuckDB file or a fresh schema of CREDLY_TEST_POSTGRES_DSN",
     )
     parser.add_argument("--raw-json-type", default="json", help="the PostgreSQL raw column's type")
+    parser.add_argument(
+        "--batch-rows", type=int, default=None, help="the loads' batch_rows (default: the operators')"
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds of every cursor count, interleaved (medians reported)"
     )
