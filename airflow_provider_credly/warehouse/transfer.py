@@ -112,6 +112,11 @@ def _newest(batch: list[PageRecords]) -> str | None:
     return max((chunk.newest for chunk in batch if chunk.newest is not None), default=None)
 
 
+def _whole_pages(batch: list[PageRecords]) -> int:
+    """The pages a batch adds to a checkpoint's count (a split page counts with its last part)."""
+    return sum(1 for chunk in batch if not chunk.partial)
+
+
 def _split_tagged(tagged: Tagged[PageRecords], at: int) -> tuple[Tagged[PageRecords], Tagged[PageRecords]]:
     head, tail = split_records(tagged.item, at)
     return Tagged(tagged.source, head), Tagged(tagged.source, tail)
@@ -185,7 +190,7 @@ class TransferRun:
         if batch_rows is not None and batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, got {batch_rows!r}")
         self.batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
-        #: commits of an append-only single-cursor load end on the writer's groups (``batch_rows`` not set)
+        #: commits of an append-only load end on the writer's groups (``batch_rows`` not set)
         self.commit_on_groups = batch_rows is None
         self.batch_seconds = batch_seconds
         self.store = checkpoints or CheckpointStore(writer)
@@ -262,7 +267,7 @@ class TransferRun:
     def stream(self, open_pages: PageOpener) -> None:
         """Write the pages after the checkpoint's cursor, committing every ``batch_rows`` records,
         ``batch_seconds`` or at the last page (by default, where the writer appends cheapest: see
-        :meth:`_groups`).
+        :meth:`_group_clock`).
 
         :raises IncompleteLoadError: the pages ended before the end of their cursor.
         """
@@ -289,21 +294,20 @@ class TransferRun:
         with pipeline:
             for batch in pipeline:
                 fetched = sum(len(chunk) for chunk in batch)
-                rows = self._write(batch, fetched)
+                rows, pages = self._write(batch, fetched), _whole_pages(batch)
                 self.checkpoint = self.checkpoint.advance(
-                    next_url=batch[-1].next_url,
-                    pages=sum(1 for chunk in batch if not chunk.partial),
-                    rows=rows,
-                    max_updated_at=_newest(batch),
+                    next_url=batch[-1].next_url, pages=pages, rows=rows, max_updated_at=_newest(batch)
                 )
-                self._pending.pages += len(batch)
+                self._pending.pages += pages
                 self._pending.rows += rows
                 self._pending.fetched += fetched
                 # Drop this chunk before waiting for the next one: memory holds the queued chunks only.
                 del batch
                 if self._commit_due(None if clock is None else clock.add(fetched)):
                     self.commit()
-            if self._pending.pages:  # the page iterator ended without a last page: commit what was written
+            if (
+                self._pending.pages or self._pending.fetched
+            ):  # the pages ended without a last page: commit them
                 self.commit()
         if self.checkpoint.status != FETCHED:
             # Only an explicit end of cursor finishes a load: a source that stops early leaves it resumable.
@@ -444,16 +448,12 @@ class TransferRun:
                 for batch in pipeline:
                     chunks = [tagged.item for tagged in batch]
                     fetched = sum(len(chunk) for chunk in chunks)
-                    rows = self._write(chunks, fetched)
+                    rows, pages = self._write(chunks, fetched), _whole_pages(chunks)
                     done = self._advance_slices(batch)
                     self.checkpoint = self.checkpoint.advance(
-                        next_url=None,
-                        pages=sum(1 for chunk in chunks if not chunk.partial),
-                        rows=rows,
-                        max_updated_at=_newest(chunks),
-                        fetched=done,
+                        next_url=None, pages=pages, rows=rows, max_updated_at=_newest(chunks), fetched=done
                     )
-                    self._pending.pages += len(batch)
+                    self._pending.pages += pages
                     self._pending.rows += rows
                     self._pending.fetched += fetched
                     del batch, chunks
@@ -470,7 +470,7 @@ class TransferRun:
                     self.checkpoint = self.checkpoint.advance(
                         next_url=None, pages=0, rows=0, max_updated_at=None, fetched=True
                     )
-                if self._pending.pages or late:
+                if self._pending.pages or self._pending.fetched or late:
                     self.commit()
         finally:
             if planner is not None and planner.is_alive():
@@ -662,9 +662,9 @@ def run_transfer(
     :param fingerprint: describes the request; a checkpoint with another fingerprint is not resumed.
     :param prune: after the last page, delete rows this load did not write (full loads only).
     :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
-    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (``None``: 10,000; and a
-        single-cursor append-only load into DuckDB then commits at the end of each row group instead, 122,880
-        rows, splitting the page that crosses it: see :meth:`SqlWriter.append_groups`).
+    :param batch_rows: records per write batch, i.e. per transaction and checkpoint (``None``: 10,000; and an
+        append-only load into DuckDB then commits at the end of each row group instead, 122,880 rows,
+        splitting the page that crosses it: see :meth:`SqlWriter.append_groups`).
     :param batch_seconds: commit at least this often (seconds of pages).
     :param checkpoints: the checkpoint store (default: in the writer's database).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).
