@@ -139,6 +139,19 @@ def test_append_groups_are_duckdbs_row_groups_of_an_append_only_load(tmp_path):
 # -- the load -------------------------------------------------------------------------------------------
 
 
+def _load(writer: SqlWriter, items: list[dict], **kwargs):
+    """A first load of ``items`` through ``_cursor`` (each key once, as the high-volume cursor)."""
+    opened = kwargs.pop("opened", None)
+    return run_transfer(
+        open_pages=_cursor(items, opened=opened),
+        writer=writer,
+        key="k",
+        fingerprint="f",
+        unique_keys=True,
+        **kwargs,
+    )
+
+
 def test_a_first_load_commits_at_the_end_of_each_row_group_and_equals_a_load_by_batches(tmp_path):
     items = [_badge(i) for i in range(300)]
     writer = _duckdb(tmp_path, row_group_rows=64)
@@ -147,14 +160,7 @@ def test_a_first_load_commits_at_the_end_of_each_row_group_and_equals_a_load_by_
     def seen(cp):
         commits.append((writer.count(), cp.rows, cp.pages, cp.next_url))
 
-    result = run_transfer(
-        open_pages=_cursor(items),
-        writer=writer,
-        key="k",
-        fingerprint="f",
-        unique_keys=True,
-        after_commit=seen,
-    )
+    result = _load(writer, items, after_commit=seen)
     assert (result.rows, result.pages, writer.count()) == (300, 30, 300)
     # every commit but the last ends a row group of 64, inside a page of 10: the checkpoint counts the
     # whole pages and resumes from the page the commit fell in
@@ -168,15 +174,7 @@ def test_a_first_load_commits_at_the_end_of_each_row_group_and_equals_a_load_by_
     # explicit batch_rows: a commit every 20 rows at page ends, no page split
     other = _duckdb(tmp_path, "batches.duckdb", row_group_rows=64)
     counts: list[int] = []
-    run_transfer(
-        open_pages=_cursor(items),
-        writer=other,
-        key="k",
-        fingerprint="f",
-        unique_keys=True,
-        batch_rows=20,
-        after_commit=lambda cp: counts.append(other.count()),
-    )
+    _load(other, items, batch_rows=20, after_commit=lambda cp: counts.append(other.count()))
     assert counts == list(range(20, 301, 20))
     assert _content(writer) == _content(other)
     writer.close()
@@ -198,14 +196,7 @@ def test_a_retry_after_a_commit_inside_a_page_resumes_exactly(tmp_path, retry_gr
         raise _Killed
 
     with pytest.raises(_Killed):
-        run_transfer(
-            open_pages=_cursor(items),
-            writer=writer,
-            key="k",
-            fingerprint="f",
-            unique_keys=True,
-            after_commit=die,
-        )
+        _load(writer, items, after_commit=die)
     assert writer.count() == 64  # 4 records of page p/60 committed ahead of the checkpoint
     saved = CheckpointStore(writer).load("k")
     assert saved is not None and (saved.rows, saved.pages, saved.next_url) == (60, 6, "p/60")
@@ -213,9 +204,7 @@ def test_a_retry_after_a_commit_inside_a_page_resumes_exactly(tmp_path, retry_gr
 
     writer = _duckdb(tmp_path, row_group_rows=retry_group)
     opened: list[str | None] = []
-    result = run_transfer(
-        open_pages=_cursor(items, opened=opened), writer=writer, key="k", fingerprint="f", unique_keys=True
-    )
+    result = _load(writer, items, opened=opened)
     assert opened == ["p/60"] and result.resumed and writer.append_only
     assert (result.rows, result.pages, writer.count()) == (300, 30, 300)
     assert writer.fetchall("SELECT COUNT(DISTINCT id) FROM badges") == [(300,)]
