@@ -156,3 +156,52 @@ def test_incremental_with_four_cursors_updates_exactly_the_changed_rows(emulator
     assert_table_matches(
         [r for r in rows if r[0] != changed["replaced"]], expected_badges(emulator.state, "minimal")
     )
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
+@pytest.mark.parametrize("cursors", [1, 4])
+def test_row_group_commits_under_faults_and_a_kill_inside_a_page_end_exact(
+    emulator, warehouse, monkeypatch, cursors
+):
+    """The default ``batch_rows`` into DuckDB: commits end on row groups (1,250 rows here, so most fall inside
+    a page of 500), under 5xx, dropped connections and 429s, killed after the commit that passes page 6; the
+    retry refetches the pages the commits fell in, replaces their keys and ends exact."""
+    import airflow_provider_credly.warehouse.writers as writers
+
+    monkeypatch.setattr(writers, "DUCKDB_ROW_GROUP_ROWS", 1_250)
+    commits: list[int] = []
+    committed = {"rows": 0}
+    commit = writers.DuckDBWriter.commit
+
+    def counting_commit(self):  # the table's rows as each commit leaves them (the writer's own connection)
+        commit(self)
+        committed["rows"] = self.count()
+
+    monkeypatch.setattr(writers.DuckDBWriter, "commit", counting_commit)
+
+    class Killed(CredlyBadgesToSqlOperator):
+        def after_batch_committed(self, checkpoint):
+            commits.append(committed["rows"])
+            if checkpoint.pages >= 6 and len(commits) < 100:
+                commits.append(-1)  # the kill, once
+                raise RuntimeError(f"injected kill after page {checkpoint.pages}")
+
+    emulator.set_faults(error_rate=0.05, drop_rate=0.05, rate_limit=80, rate_limit_burst=4, seed=5)
+    settings = {"batch_rows": None, "parallel_cursors": cursors, "prune": True}
+    with pytest.raises(RuntimeError, match="injected kill"):
+        _op(warehouse, Killed, **settings).execute({})
+    killed_at = commits.index(-1)
+    # every commit of the first attempt ended a row group; the table holds rows ahead of the checkpoint
+    assert commits[:killed_at] == [1_250 * (i + 1) for i in range(killed_at)]
+    parent = warehouse.checkpoints()[KEY]
+    assert parent[0] == "running" and parent[2] < commits[killed_at - 1]
+
+    commits.extend([0] * 100)  # no second kill
+    result = _op(warehouse, Killed, **settings).execute({})
+    emulator.clear_faults()
+    assert result["resumed"] is True and result["rows"] == N_BADGES
+    rows = warehouse.rows()
+    assert len(rows) == len({r[0] for r in rows}) == N_BADGES
+    assert_table_matches(rows, expected_badges(emulator.state, "minimal"))
+    assert warehouse.query("SELECT COUNT(DISTINCT _load_id) FROM credly_badges") == [(1,)]
+    assert warehouse.checkpoints() == {KEY: ("done", result["pages"], N_BADGES, None)}
