@@ -129,7 +129,7 @@ def _slice_fingerprint(load_id: str, piece: Slice) -> str:
 @dataclass
 class _GroupClock:
     """The rows of an append-only load's table, to end commits on the writer's groups (see
-    :meth:`SqlWriter.append_groups`)."""
+    :meth:`SqlWriter.start_group_commits`)."""
 
     rows: int  #: per group
     table_rows: int  #: in the table, the rows written since the last commit included
@@ -343,7 +343,7 @@ class TransferRun:
         ``batch_seconds``; ``None``: every ``batch_rows``."""
         if not self.commit_on_groups:
             return None
-        groups = self.writer.append_groups()
+        groups = self.writer.start_group_commits()
         if groups is None:
             return None
         rows, table_rows = groups
@@ -664,7 +664,7 @@ def run_transfer(
     :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
     :param batch_rows: records per write batch, i.e. per transaction and checkpoint (``None``: 10,000; and an
         append-only load into DuckDB then commits at the end of each row group instead, 122,880 rows,
-        splitting the page that crosses it: see :meth:`SqlWriter.append_groups`).
+        splitting the page that crosses it: see :meth:`SqlWriter.start_group_commits`).
     :param batch_seconds: commit at least this often (seconds of pages).
     :param checkpoints: the checkpoint store (default: in the writer's database).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).

@@ -116,12 +116,19 @@ def test_batches_end_where_each_group_ends_splitting_the_page_that_crosses_it():
         Groups(25, split_records, filled=25)
 
 
-def test_append_groups_are_duckdbs_row_groups_of_an_append_only_load(tmp_path):
+def test_group_commits_are_duckdbs_row_groups_at_its_default_checkpoint_threshold(tmp_path):
     writer = _duckdb(tmp_path)
     writer.ensure_tables()
-    assert writer.append_groups() is None  # not an append-only load: commits cost the same anywhere
+
+    def threshold() -> str:
+        return writer.fetchall("SELECT current_setting('checkpoint_threshold')")[0][0]
+
+    assert writer.start_group_commits() is None  # not an append-only load: commits cost the same anywhere
     writer.prepare_load(append_only=True)
-    assert writer.append_groups() == (122_880, 0)
+    assert threshold() == "256.0 MiB"  # raised for a load committed by batches
+    assert writer.start_group_commits() == (122_880, 0)
+    # the commit of a part of a row group larger than the default checkpoints instead of writing the WAL
+    assert threshold() == "16.0 MiB"
     writer.close()
     # a database attached with its own row group size
     conn = duckdb.connect()
@@ -130,10 +137,10 @@ def test_append_groups_are_duckdbs_row_groups_of_an_append_only_load(tmp_path):
     small = DuckDBWriter(conn, BADGES, TABLE)
     small.ensure_tables()
     small.prepare_load(append_only=True)
-    assert small.append_groups() == (2048, 0)
+    assert small.start_group_commits() == (2048, 0)
     small.close()
     # PostgreSQL and the portable writer: none
-    assert SqlWriter(None, BADGES, TABLE).append_groups() is None
+    assert SqlWriter(None, BADGES, TABLE).start_group_commits() is None
 
 
 # -- the load -------------------------------------------------------------------------------------------

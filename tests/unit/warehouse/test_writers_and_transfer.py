@@ -282,7 +282,10 @@ def test_duckdb_writer_raises_the_checkpoint_threshold_for_a_load_and_restores_i
         )
 
 
-def test_a_first_load_and_a_reload_through_run_transfer_tune_checkpoints(tmp_path):
+@pytest.mark.parametrize("batch_rows", [None, 20])
+def test_a_first_load_and_a_reload_through_run_transfer_tune_checkpoints(tmp_path, batch_rows):
+    """A reload, and a first load committed by batches, raise DuckDB's checkpoint threshold; a first load
+    committed on row groups (the default ``batch_rows``) keeps DuckDB's default."""
     items = [_badge(i) for i in range(30)]
     seen = []
     for key in ("first", "reload"):
@@ -293,11 +296,12 @@ def test_a_first_load_and_a_reload_through_run_transfer_tune_checkpoints(tmp_pat
             key=key,
             fingerprint="f",
             unique_keys=True,
+            batch_rows=batch_rows,
             after_commit=lambda cp, w=writer: seen.append((w.append_only, _threshold(w.conn))),
         )
         assert writer.count() == 30
         writer.close()
-    assert seen[0] == (True, "256.0 MiB")
+    assert seen[0] == (True, "256.0 MiB" if batch_rows else "16.0 MiB")
     assert seen[-1] == (False, "256.0 MiB")
 
 
