@@ -11,7 +11,8 @@ its own subprocess pinned to CPU 1, so its peak RSS and CPU are its own:
   answering every request after ``--latency-ms`` (default 100 ms: the real service's round trip).
 
 Each round (``--repeat``) runs the raw fetch, then every N; a load's ``x raw`` is against its own round's raw
-run, and the medians are of the rounds' ratios.
+run, and the medians are of the rounds' ratios. A load's time and CPU include the writer's ``close`` (DuckDB's
+last checkpoint); its peak RSS is read before the verifying checksum.
 
 Each load's table is checked: row count, distinct ids and a checksum over every typed column, equal for every N.
 
@@ -126,17 +127,25 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
             )
         else:
             result = run.run_sliced(source, "bench")
+    # the writer's close is part of the load: DuckDB's last checkpoint (WAL -> file) runs there
+    writer.close()
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    # the load's peak, before the verifying checksum (a query over every row) can raise it
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     typed = [c.name for c in BADGES.columns if c.name != "raw"]
     if args.destination == "duckdb":
         checksum_sql = f"SUM(hash({', '.join(typed)})::HUGEINT)"
+        check: Any = duckdb.connect(args.target, read_only=True)
     else:  # the same idea in PostgreSQL: a hash of every typed column's text
+        import psycopg
+
         row_text = " || '|' || ".join(f"COALESCE(CAST({c} AS TEXT), '')" for c in typed)
         checksum_sql = f"SUM(('x' || substr(md5({row_text}), 1, 15))::bit(60)::bigint)"
-    count, distinct, checksum = writer.fetchall(
+        check = psycopg.connect(POSTGRES_DSN, options=f"-c search_path={args.target}")
+    count, distinct, checksum = check.execute(
         f"SELECT COUNT(*), COUNT(DISTINCT id), {checksum_sql} FROM credly_badges"
-    )[0]
-    writer.close()
+    ).fetchone()
+    check.close()
     return {
         "rows": result.rows,
         "pages": result.pages,
@@ -145,13 +154,14 @@ def work_sliced(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": plans[0].rounds if plans else 0,
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "peak_rss_mb": peak_rss_mb,
         "table": [count, distinct, str(checksum)],
     }
 
 
 def _worker_main(args: argparse.Namespace) -> None:
     out = work_raw(args) if args.worker == "raw" else work_sliced(args)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    out.setdefault("peak_rss_mb", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1))
     print("RESULT " + json.dumps(out), flush=True)
 
 
