@@ -262,11 +262,14 @@ def test_a_sliced_load_commits_on_row_groups_and_resumes_every_slice_exactly(tmp
     with pytest.raises(_Killed):
         run(die_on_second)
     check = _duckdb(tmp_path, row_group_rows=64)
-    assert check.count() == 128  # two row groups committed
+    committed = check.count()
+    # two commits, each at the end of a row group (the first waits for the plan: it may come a group later)
+    assert committed >= 128 and committed % 64 == 0, committed
     store = CheckpointStore(check)
     saved = {s.index: store.load(f"k/slice-{s.index}") for s in slices}
     check.close()
-    assert sum(cp.rows for cp in saved.values() if cp) < 128  # the pages the commits fell in count later
+    # the pages the commits fell in count later
+    assert sum(cp.rows for cp in saved.values() if cp) < committed
     opened.clear()
     writer, result = run()
     assert result.resumed and (result.rows, writer.count()) == (285, 285)
