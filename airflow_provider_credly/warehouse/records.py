@@ -23,6 +23,7 @@ __all__ = [
     "PageRecords",
     "dedupe_by_key",
     "page_records",
+    "raw_records",
     "records_of",
     "split_records",
     "unique_records",
@@ -127,13 +128,19 @@ def page_records(page: Page, key: str = "id") -> PageRecords:
 
 
 _RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
-_WATERMARK = msgspec.defstruct("Watermark", [(WATERMARK_FIELD, Any, None)])
-_NEWEST_DECODER = msgspec.json.Decoder(list[_WATERMARK])  # type: ignore[valid-type]
+
+
+def raw_records(text: bytes) -> list[msgspec.Raw]:
+    """Each record of a JSON array text as its own bytes, unparsed (msgspec only finds where each ends).
+
+    :raises msgspec.DecodeError: values msgspec cannot read (NaN...).
+    """
+    return _RAW_RECORDS.decode(text)
 
 
 def _newest_of(text: bytes) -> str | None:
     try:
-        values = [getattr(r, WATERMARK_FIELD) for r in _NEWEST_DECODER.decode(text)]
+        values = [getattr(r, WATERMARK_FIELD) for r in _keys_decoder(WATERMARK_FIELD).decode(text)]
     except msgspec.DecodeError:
         values = [r.get(WATERMARK_FIELD) for r in decode_records(text)]
     return max((v for v in values if isinstance(v, str)), default=None)
@@ -151,7 +158,7 @@ def split_records(records: PageRecords, at: int) -> tuple[PageRecords, PageRecor
     if not 0 < at < len(records):
         raise ValueError(f"cannot split a page of {len(records)} records at {at}")
     try:
-        parts = _RAW_RECORDS.decode(records.json)
+        parts = raw_records(records.json)
         head_json, tail_json = encode_records(parts[:at]), encode_records(parts[at:])
     except msgspec.DecodeError:  # values msgspec cannot read (NaN...): the standard library splits the page
         items = decode_records(records.json)

@@ -305,9 +305,8 @@ class TransferRun:
                 del batch
                 if self._commit_due(None if clock is None else clock.add(fetched)):
                     self.commit()
-            if (
-                self._pending.pages or self._pending.fetched
-            ):  # the pages ended without a last page: commit them
+            # the pages ended without a last page: commit what was written
+            if self._pending.pages or self._pending.fetched:
                 self.commit()
         if self.checkpoint.status != FETCHED:
             # Only an explicit end of cursor finishes a load: a source that stops early leaves it resumable.

@@ -35,7 +35,7 @@ from typing import Annotated, Any
 import msgspec
 
 from airflow_provider_credly.client.records_json import decode_records, encode_records
-from airflow_provider_credly.warehouse.records import PageRecords, dedupe_by_key, unique_records
+from airflow_provider_credly.warehouse.records import PageRecords, dedupe_by_key, raw_records, unique_records
 from airflow_provider_credly.warehouse.schema import (
     LOAD_COLUMNS,
     Column,
@@ -565,7 +565,6 @@ def _fields_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
 
 
-_RAW_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _JSONB_V1 = b"\x01"
 
 
@@ -846,7 +845,7 @@ class PostgresWriter(SqlWriter):
         (two C calls per record instead of a Python step per value)."""
         flatten = typed.flatten
         if self.store_raw:
-            raws = [bytes(r).decode() for r in _RAW_DECODER.decode(text)]
+            raws = [bytes(r).decode() for r in raw_records(text)]
             for record, raw in zip(records, raws, strict=True):
                 yield flatten(record) + (raw,) * self._pathless + extra
         else:
@@ -860,7 +859,7 @@ class PostgresWriter(SqlWriter):
         try:
             heads: list[Any] = _fields_decoder(self._fields).decode(text)
             values = [msgspec.structs.astuple(h) for h in heads]
-            raws = [bytes(r).decode() for r in _RAW_DECODER.decode(text)] if self.store_raw else None
+            raws = [bytes(r).decode() for r in raw_records(text)] if self.store_raw else None
         except (msgspec.DecodeError, msgspec.ValidationError):  # values msgspec cannot read (NaN...)
             items = decode_records(text)
             values = [tuple(item.get(f) for f in self._fields) for item in items]
@@ -952,7 +951,7 @@ class PostgresWriter(SqlWriter):
             return [flatten(rec) + tail for rec in records]
         # jsonb's binary form is a version byte and the JSON text, json's the text: the record's bytes as sent
         prefix = _JSONB_V1 if self._table_json_type == "jsonb" else b""
-        raws = [(prefix + bytes(r),) * self._pathless for r in _RAW_DECODER.decode(text)]
+        raws = [(prefix + bytes(r),) * self._pathless for r in raw_records(text)]
         return [flatten(rec) + raw + extra for rec, raw in zip(records, raws, strict=True)]
 
     def _copy_binary(
