@@ -195,6 +195,18 @@ def _run_load(
             drop_schema(schema)
 
 
+def wire_ceiling(cursors: int, page_size: int, latency_ms: float, raw: dict[str, Any]) -> float:
+    """The rows/s that ``cursors`` requests in flight can carry at most: each one costs the added latency
+    plus what a page cost the latency-free raw loop of the same round (server, wire and parse).
+
+    A forward cursor has one request in flight, so no load with N cursors beats this, whatever its writer:
+    a bar above it (say 0.8x of a raw loop faster than ``N * page_size / (latency + page time) / 0.8``)
+    cannot be met by N cursors on that host.
+    """
+    page_seconds = float(raw["seconds"]) / max(1, int(raw["pages"]))
+    return cursors * page_size / (latency_ms / 1000.0 + page_seconds)
+
+
 def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_credly.testing.emulator import spawn_emulator_process
 
@@ -234,12 +246,16 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
                     r = _run_load(n, rep, common, emu, tmp, opts)
                     r["rows_per_second"] = r["rows"] / r["seconds"]
                     r["vs_raw"] = r["rows_per_second"] / raw["rows_per_second"]
+                    r["ceiling"] = wire_ceiling(n, page_size, opts.latency_ms, raw)
+                    r["vs_ceiling"] = r["rows_per_second"] / r["ceiling"]
                     runs[n].append(r)
                     print(
                         f"   [{rep + 1}/{opts.repeat}] N={n:<3} {r['rows']:>9,} rows in {r['seconds']:7.2f} s"
-                        f" = {r['rows_per_second']:>8,.0f} rows/s ({r['vs_raw']:.2f}x raw), {r['slices']} slices /"
-                        f" {r['probes']} probes in {r['rounds']} rounds, CPU {r['cpu_seconds']:.1f} s,"
-                        f" peak RSS {r['peak_rss_mb']:.0f} MB, table {r['table']}",
+                        f" = {r['rows_per_second']:>8,.0f} rows/s ({r['vs_raw']:.2f}x raw; ceiling"
+                        f" {r['ceiling']:,.0f} rows/s = {r['ceiling'] / raw['rows_per_second']:.2f}x raw, reached"
+                        f" {r['vs_ceiling']:.0%}), {r['slices']} slices / {r['probes']} probes in {r['rounds']}"
+                        f" rounds, CPU {r['cpu_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB,"
+                        f" table {r['table']}",
                         flush=True,
                     )
         out["raw"] = {
@@ -251,6 +267,10 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
             out[f"N={n}"] = {
                 "rows_per_second": statistics.median(r["rows_per_second"] for r in n_runs),
                 "vs_raw": statistics.median(r["vs_raw"] for r in n_runs),  # of each round's own raw run
+                "vs_ceiling": statistics.median(r["vs_ceiling"] for r in n_runs),
+                "ceiling_vs_raw": statistics.median(
+                    r["ceiling"] / raw["rows_per_second"] for r, raw in zip(n_runs, raws, strict=True)
+                ),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in n_runs),
                 "runs": n_runs,
             }
@@ -263,7 +283,8 @@ def bench_page_size(page_size: int, opts: argparse.Namespace) -> dict[str, Any]:
                 m = out[f"N={n}"]
                 ratio = f", {m['vs_n1']:.3f}x N=1 (median of the rounds' ratios)" if "vs_n1" in m else ""
                 print(
-                    f"   median N={n:<3} {m['rows_per_second']:>8,.0f} rows/s ({m['vs_raw']:.2f}x raw){ratio},"
+                    f"   median N={n:<3} {m['rows_per_second']:>8,.0f} rows/s ({m['vs_raw']:.2f}x raw, ceiling"
+                    f" {m['ceiling_vs_raw']:.2f}x raw, reached {m['vs_ceiling']:.0%}){ratio},"
                     f" peak RSS {m['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )

@@ -192,6 +192,8 @@ class TransferRun:
         self.batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
         #: commits of an append-only load end on the writer's groups (``batch_rows`` not set)
         self.commit_on_groups = batch_rows is None
+        #: records a sliced load's cursors may hold in flight or ahead, in total (``None``: N + 2 pages)
+        self.records_in_flight = batch_rows
         self.batch_seconds = batch_seconds
         self.store = checkpoints or CheckpointStore(writer)
         self.after_commit = after_commit
@@ -365,10 +367,12 @@ class TransferRun:
         workers = max(1, source.workers)
         self._slice_checkpoints, self._dirty_slices, self._fetching = {}, set(), []
         self._open_slices = self.slices_skipped = 0
-        # pages in flight or fetched ahead of the batching, in total: one request per cursor and two ready, and
-        # about one batch of records (large pages: fewer requests in flight; the batching queue buffers the rest)
+        # pages in flight or fetched ahead of the batching, in total: one request per cursor and two ready (the
+        # batching queue buffers the rest). An explicit batch_rows also bounds their records (large pages: fewer
+        # requests in flight); by default every cursor keeps its request out, or 16 cursors on 1,000-record
+        # pages would have 10 in flight and go no faster than 8
         merger: CursorMerger[PageRecords] = CursorMerger(
-            [], workers=workers, max_items=workers + 2, max_records=batch_rows, more=True
+            [], workers=workers, max_items=workers + 2, max_records=self.records_in_flight, more=True
         )
 
         def opener(piece: Slice, start_url: str | None) -> Iterator[PageRecords]:
@@ -663,7 +667,8 @@ def run_transfer(
     :param queue_size: complete batches fetched ahead of the writer (memory: about ``queue_size + 2`` batches).
     :param batch_rows: records per write batch, i.e. per transaction and checkpoint (``None``: 10,000; and an
         append-only load into DuckDB then commits at the end of each row group instead, 122,880 rows,
-        splitting the page that crosses it: see :meth:`SqlWriter.start_group_commits`).
+        splitting the page that crosses it: see :meth:`SqlWriter.start_group_commits`). Set, it also bounds the
+        records a sliced load's cursors hold in flight or ahead (otherwise N + 2 pages).
     :param batch_seconds: commit at least this often (seconds of pages).
     :param checkpoints: the checkpoint store (default: in the writer's database).
     :param after_commit: called with the checkpoint after every committed batch (progress hooks, tests).

@@ -427,3 +427,36 @@ def test_a_plan_that_returns_after_its_slices_were_read_still_finishes_the_load(
     saved = CheckpointStore(writer).load("k")
     assert saved is not None and saved.status == "done"
     writer.close()
+
+
+@pytest.mark.parametrize(("batch_rows", "most"), [(None, 6), (4_000, 2)])
+def test_every_cursor_keeps_a_request_out_unless_batch_rows_bounds_their_records(tmp_path, batch_rows, most):
+    """Six cursors over pages of 2,000 records: by default each keeps its request out (six in flight, though
+    six pages are more than the default batch of 10,000 records); an explicit ``batch_rows`` of 4,000 also
+    bounds the records in flight, so at most two pages are."""
+    slices = [Slice(i, f"2024-0{i + 1}-01", f"2024-0{i + 1}-28") for i in range(6)]
+    lock = threading.Condition()
+    state = {"in_flight": 0, "peak": 0}
+
+    def open_slice(piece: Slice, start_url: str | None):
+        for page in range(2):
+            with lock:  # a request: wait (briefly) for the others, so the peak is what the bounds allow
+                state["in_flight"] += 1
+                state["peak"] = max(state["peak"], state["in_flight"])
+                lock.notify_all()
+                lock.wait_for(lambda: state["in_flight"] >= 6, timeout=0.2)
+                state["in_flight"] -= 1
+            first = piece.index * 10_000 + page * 2_000
+            items = [
+                {"id": f"b{n}", "updated_at": "2024-01-01T00:00:00Z"} for n in range(first, first + 2_000)
+            ]
+            yield Page(
+                items, f"s{piece.index}/{page}", f"s{piece.index}/{page + 1}" if page == 0 else None, {}
+            )
+
+    writer = DuckDBWriter(duckdb.connect(str(tmp_path / "f.duckdb")), BADGES, TableName.parse("badges"))
+    run = TransferRun(writer=writer, key="k", unique_keys=True, batch_rows=batch_rows)
+    result = run.run_sliced(SlicedPages(lambda on_slice: slices, open_slice, 6), '{"request": 1}')
+    assert result.rows == writer.count() == 24_000
+    assert state["peak"] == most
+    writer.close()
