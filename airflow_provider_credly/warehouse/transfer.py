@@ -326,15 +326,10 @@ class TransferRun:
         """
         if not fetched:
             return 0
-        writer = self.writer
-        if writer.append_only and any(chunk.refetched for chunk in chunks):
-            writer.append_only = False
-            try:
-                written = writer.write(chunks, self.meta)
-            finally:
-                writer.append_only = True
+        if self.writer.append_only and any(chunk.refetched for chunk in chunks):
+            written = self.writer.write(chunks, self.meta, replace_keys=True)
         else:
-            written = writer.write(chunks, self.meta)
+            written = self.writer.write(chunks, self.meta)
         # ``written`` counts each key once; the parts of a split page move their count to the last part
         return written + sum(chunk.counted_rows - len(chunk) for chunk in chunks)
 

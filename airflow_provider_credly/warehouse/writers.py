@@ -230,34 +230,46 @@ class SqlWriter:
         """Insert or update parsed records by key (no commit); returns the number of distinct records written."""
         return self.write([PageRecords.of_items(items, self.spec.key)], meta) if items else 0
 
-    def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
-        """Insert or update the records of ``chunks`` by key (no commit); returns the distinct records written."""
+    def write(
+        self, chunks: Sequence[PageRecords], meta: LoadMeta, *, replace_keys: bool | None = None
+    ) -> int:
+        """Insert or update the records of ``chunks`` by key (no commit); returns the distinct records written.
+
+        :param replace_keys: replace rows with the same keys (``None``: unless the load is :attr:`append_only`;
+            ``True`` in an append-only load: a batch that may repeat keys committed before).
+        """
+        replace = self._replacing(replace_keys)
         records = dedupe_by_key((r for chunk in chunks for r in chunk.decode()), self.spec.key)
         if not records:
             return 0
         keys = [str(r[self.spec.key]) for r in records]
         names = ", ".join(c.name for c in self.all_columns)
-        if not self.append_only:
+        if replace:
             self._delete_keys(self.table, self.spec.key, keys)
         extra = self._meta_values(meta)
         rows = [(*extract_row(self.spec, r, raw=self.store_raw), *extra) for r in records]
         self.executemany(
             f"INSERT INTO {self.table} ({names}) VALUES ({self.marks(len(self.all_columns))})", rows
         )
-        self._write_children(records, keys)
+        self._write_children(records, keys, replace)
         return len(records)
 
-    def _write_children_of_texts(self, texts: Sequence[bytes], keys: Sequence[str]) -> None:
+    def _replacing(self, replace_keys: bool | None) -> bool:
+        return not self.append_only if replace_keys is None else replace_keys
+
+    def _write_children_of_texts(self, texts: Sequence[bytes], keys: Sequence[str], replace: bool) -> None:
         # the bulk paths hand the parent rows to the database as text; child rows are built in Python
         if self.children:
-            self._write_children([r for text in texts for r in decode_records(text)], keys)
+            self._write_children([r for text in texts for r in decode_records(text)], keys, replace)
 
-    def _write_children(self, records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+    def _write_children(
+        self, records: Sequence[Mapping[str, Any]], keys: Sequence[str], replace: bool
+    ) -> None:
         if not self.children:
             return
         for child in self.spec.children:
             table = self.child_table(child.suffix)
-            if not self.append_only:
+            if replace:
                 self._delete_keys(table, self.spec.parent_key, keys)
             rows = [row for r in records for row in child_rows(self.spec, child, r)]
             self._insert_child_rows(table, child_columns(self.spec, child), rows)
@@ -504,16 +516,19 @@ class DuckDBWriter(SqlWriter):
                 pass
         super().close()
 
-    def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
+    def write(
+        self, chunks: Sequence[PageRecords], meta: LoadMeta, *, replace_keys: bool | None = None
+    ) -> int:
         """Delete the batch's ids, then one ``INSERT ... SELECT FROM from_json(...)`` for the whole batch
         (same transaction: readers never see a badge missing or twice)."""
+        replace = self._replacing(replace_keys)
         texts, keys = unique_records(chunks, self.spec.key)
         if not keys:
             return 0
-        if not self.append_only:  # the delete scans the whole id column: skipped when no key can repeat
+        if replace:  # the delete scans the whole id column: skipped when no key can repeat
             self._delete_keys(self.table, self.spec.key, keys)
         self.conn.execute(self._merge_sql, [texts, *self._meta_values(meta)])
-        self._write_children_of_texts(texts, keys)
+        self._write_children_of_texts(texts, keys, replace)
         return len(keys)
 
     def _delete_keys(self, table: TableName, column: str, keys: Sequence[str]) -> None:
@@ -867,16 +882,19 @@ class PostgresWriter(SqlWriter):
         for i, fields in enumerate(values):
             yield self._values(fields, raws[i] if raws is not None else None)
 
-    def write(self, chunks: Sequence[PageRecords], meta: LoadMeta) -> int:
+    def write(
+        self, chunks: Sequence[PageRecords], meta: LoadMeta, *, replace_keys: bool | None = None
+    ) -> int:
         """``COPY`` the batch's rows into the table (append-only) or into the staging table, then
         ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``."""
+        replace = self._replacing(replace_keys)
         texts, keys = unique_records(chunks, self.spec.key)
         if not keys:
             return 0
         names = ", ".join(c.name for c in self.all_columns)
         extra = self._meta_values(meta)
         target: TableName | str = self.table
-        if not self.append_only:
+        if replace:
             if not self._staged:
                 self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} (LIKE {self.table})")
                 self._staged = True
@@ -890,12 +908,12 @@ class PostgresWriter(SqlWriter):
             self._copy_rows(
                 target, self._copy_names, (row for text in odd for row in self._rows(text, extra))
             )
-        if not self.append_only:
+        if replace:
             self.execute(
                 f"INSERT INTO {self.table} ({names}) SELECT {names} FROM {self.stage} "
                 f"ON CONFLICT ({self.spec.key}) DO UPDATE SET {self.update_set()}"
             )
-        self._write_children_of_texts(texts, keys)
+        self._write_children_of_texts(texts, keys, replace)
         return len(keys)
 
     def _binary_usable(self) -> bool:

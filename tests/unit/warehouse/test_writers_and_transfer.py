@@ -182,6 +182,25 @@ def test_write_keeps_the_last_record_of_a_key_repeated_across_pages(make_writer)
     assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(12,)]
 
 
+def test_replace_keys_replaces_the_rows_of_one_batch_in_an_append_only_load(make_writer):
+    """A retried append-only load rewrites the batch of a reopened cursor's first page (its head may be
+    committed already): ``replace_keys=True`` deletes those keys first, in the table and its child tables."""
+    writer = make_writer(children=True)
+    writer.ensure_tables()
+    writer.prepare_load(append_only=True)
+    assert writer.write([_raw_page([_badge(i) for i in range(3)], "p1")], LoadMeta.new("l")) == 3
+    writer.commit()
+    again = [_badge(2, state="revoked"), _badge(3)]
+    assert writer.write([_raw_page(again, "p2")], LoadMeta.new("l"), replace_keys=True) == 2
+    writer.commit()
+    rows = {r[0]: r for r in _content(writer)}
+    assert sorted(rows) == [f"id-{i:05d}" for i in range(4)]
+    assert rows["id-00002"][1] == "revoked"
+    assert writer.fetchall("SELECT COUNT(*) FROM badges") == [(4,)]
+    assert writer.fetchall("SELECT COUNT(*) FROM badges_skills") == [(8,)]
+    assert writer.append_only  # one batch's choice, not the load's
+
+
 @pytest.mark.parametrize("append_only", [True, False])
 def test_postgres_writes_values_of_another_json_type_as_text_in_the_table_column_order(request, append_only):
     # a clean page takes the typed decode (values in the decoder's order), a page with values of another
