@@ -132,8 +132,8 @@ class SqlWriter:
     def start_group_commits(self) -> tuple[int, int] | None:
         """Called by :func:`run_transfer` when an append-only load may end its commits on the database's
         groups of rows, where it appends whole groups cheapest (DuckDB's row groups): the records per group
-        and the rows in the table, the writer set for such commits. ``None``: commits cost the same wherever
-        they fall."""
+        and how many of them the group being filled holds already, the writer set for such commits.
+        ``None``: commits cost the same wherever they fall."""
         return None
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -405,15 +405,25 @@ class DuckDBWriter(SqlWriter):
         a part of a row group (the load's last, or one after ``batch_seconds``) larger than it then
         checkpoints instead of writing its rows to the WAL first (a 100k-badge load: 1.65-1.71 s of writer
         CPU against 1.97-2.16 s, the ``close`` 0.01 s against 0.45 s), and whole row groups leave little WAL.
+
+        The load's first group ends at half a row group: its last commit compresses, after the last page,
+        every row since the last group's end (a load smaller than one group: all of them), and a commit
+        that checkpoints part of a group makes DuckDB start the next group there, so the groups after it
+        stay whole. That halves the wait for loads under 1.5 groups (100k badges: 1.70-1.76 s against
+        1.83-1.88 s, and 6 % less CPU; 1M badges: no change). With ``row_group_rows`` set, the groups are
+        counted in the table's rows instead.
         """
         if not self.append_only:
             return None
         if self.tuned_checkpoints:
             self.conn.execute("RESET GLOBAL checkpoint_threshold")
             self.tuned_checkpoints = False
-        size = self.row_group_rows or self._database_row_group_rows()
-        ((count,),) = self.fetchall(f"SELECT count(*) FROM {self.table}")
-        return size, int(count)
+        if self.row_group_rows is not None:  # groups counted in the table's rows, as given
+            ((count,),) = self.fetchall(f"SELECT count(*) FROM {self.table}")
+            return self.row_group_rows, int(count) % self.row_group_rows
+        # a database just opened appends in a new row group, whatever its last one holds
+        size = self._database_row_group_rows()
+        return size, size // 2
 
     def _database_row_group_rows(self) -> int:
         # set only by ``ATTACH ... (ROW_GROUP_SIZE n)``, and then listed among the database's options

@@ -163,9 +163,10 @@ def test_incremental_with_four_cursors_updates_exactly_the_changed_rows(emulator
 def test_row_group_commits_under_faults_and_a_kill_inside_a_page_end_exact(
     emulator, warehouse, monkeypatch, cursors
 ):
-    """The default ``batch_rows`` into DuckDB: commits end on row groups (1,250 rows here, so most fall inside
-    a page of 500), under 5xx, dropped connections and 429s, killed after the commit that passes page 6; the
-    retry refetches the pages the commits fell in, replaces their keys and ends exact."""
+    """The default ``batch_rows`` into DuckDB: commits end on row groups (1,250 rows here, the load's first
+    after half of one, so most fall inside a page of 500), under 5xx, dropped connections and 429s, killed
+    after the commit that passes page 6; the retry refetches the pages the commits fell in, replaces their
+    keys and ends exact."""
     import airflow_provider_credly.warehouse.writers as writers
 
     monkeypatch.setattr(writers, "DUCKDB_ROW_GROUP_ROWS", 1_250)
@@ -194,11 +195,11 @@ def test_row_group_commits_under_faults_and_a_kill_inside_a_page_end_exact(
     # every commit of the first attempt ended a row group (a sliced load's first commit also waits for its
     # plan, so it may come groups later); the table holds rows ahead of the checkpoint
     first = commits[:killed_at]
-    assert first and all(c % 1_250 == 0 for c in first) and first == sorted(set(first)), first
+    assert first and all(c % 1_250 == 625 for c in first) and first == sorted(set(first)), first
     parent = warehouse.checkpoints()[KEY]
     assert parent[0] == "running" and parent[2] <= commits[killed_at - 1]
-    if cursors == 1:  # commits at 1,250, 2,500 and 3,750 rows: the third, inside page 8, is the one killed
-        assert (commits[killed_at - 1], parent[1], parent[2]) == (3_750, 7, 3_500)
+    if cursors == 1:  # commits at 625, 1,875 and 3,125 rows: the third, inside page 7, is the one killed
+        assert (commits[killed_at - 1], parent[1], parent[2]) == (3_125, 6, 3_000)
 
     commits.extend([0] * 100)  # no second kill
     result = _op(warehouse, Killed, **settings).execute({})
