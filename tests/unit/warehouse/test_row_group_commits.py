@@ -188,6 +188,27 @@ def test_a_first_load_commits_at_the_end_of_each_row_group_and_equals_a_load_by_
     other.close()
 
 
+def test_the_first_commit_ends_half_a_duckdb_row_group_and_the_later_row_groups_stay_whole(tmp_path):
+    """The database's own row groups (2,048 rows; a checkpoint threshold small enough that the first commit
+    checkpoints, as 61,440 real badges do at DuckDB's default): commits at 1,024, then every 2,048 rows, and
+    DuckDB's row groups are exactly those (the first commit's part of a group ends DuckDB's first group)."""
+    conn = duckdb.connect(config={"checkpoint_threshold": "256KB"})
+    conn.execute(f"ATTACH '{tmp_path / 'groups.duckdb'}' AS groups (ROW_GROUP_SIZE 2048)")
+    conn.execute("USE groups")
+    writer = DuckDBWriter(conn, BADGES, TABLE)
+    commits: list[int] = []
+    items = [_badge(i) for i in range(5_000)]
+    result = _load(writer, items, after_commit=lambda cp: commits.append(writer.count()))
+    assert (result.rows, writer.count()) == (5_000, 5_000)
+    assert commits[:-1] == [1_024, 3_072] and commits[-1] == 5_000
+    groups = writer.fetchall(
+        "SELECT row_group_id, sum(count) FROM pragma_storage_info('badges') "
+        "WHERE column_name = 'id' AND segment_type = 'VARCHAR' GROUP BY 1 ORDER BY 1"
+    )
+    assert [int(rows) for _, rows in groups] == [1_024, 2_048, 1_928]
+    writer.close()
+
+
 class _Killed(Exception):
     pass
 
