@@ -140,9 +140,10 @@ class _GroupClock:
         return self.counted % self.rows
 
     def add(self, rows: int) -> bool:
-        """Count written rows; returns whether a group ended. (The first group too: committing it every
-        10,000 rows, as the ones after it, cost more, 300k badges 5.9-6.2 s of writer CPU against 4.2-4.5 s:
-        the rows appended in place of a whole row group are checkpointed later and recompressed.)"""
+        """Count written rows; returns whether a group ended. (The first group too, though the writer may
+        count it as partly full: committing it every 10,000 rows instead cost more, 300k badges 5.9-6.2 s of
+        writer CPU against 4.2-4.5 s: the rows appended in place of a whole row group are checkpointed later
+        and recompressed.)"""
         self.counted += rows
         return self.filled == 0
 
@@ -192,8 +193,6 @@ class TransferRun:
         self.batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
         #: commits of an append-only load end on the writer's groups (``batch_rows`` not set)
         self.commit_on_groups = batch_rows is None
-        #: records a sliced load's cursors may hold in flight or ahead, in total (``None``: N + 2 pages)
-        self.records_in_flight = batch_rows
         self.batch_seconds = batch_seconds
         self.store = checkpoints or CheckpointStore(writer)
         self.after_commit = after_commit
@@ -372,7 +371,11 @@ class TransferRun:
         # requests in flight); by default every cursor keeps its request out, or 16 cursors on 1,000-record
         # pages would have 10 in flight and go no faster than 8
         merger: CursorMerger[PageRecords] = CursorMerger(
-            [], workers=workers, max_items=workers + 2, max_records=self.records_in_flight, more=True
+            [],
+            workers=workers,
+            max_items=workers + 2,
+            max_records=None if self.commit_on_groups else batch_rows,
+            more=True,
         )
 
         def opener(piece: Slice, start_url: str | None) -> Iterator[PageRecords]:
