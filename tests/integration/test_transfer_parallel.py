@@ -210,3 +210,21 @@ def test_row_group_commits_under_faults_and_a_kill_inside_a_page_end_exact(
     assert_table_matches(rows, expected_badges(emulator.state, "minimal"))
     assert warehouse.query("SELECT COUNT(DISTINCT _load_id) FROM credly_badges") == [(1,)]
     assert warehouse.checkpoints() == {KEY: ("done", result["pages"], N_BADGES, None)}
+
+
+def test_six_cursors_on_large_pages_keep_six_requests_out(monkeypatch, warehouse):
+    """60,000 badges in pages of 2,000 and 150 ms per request: the emulator sees six cursor requests at
+    once, though six pages are more than a default batch of records (the bound held them to five)."""
+    from airflow_provider_credly.testing.emulator import EmulatorState, run_emulator
+    from tests.conftest import connect_credly
+
+    emu = run_emulator(EmulatorState(seed=3, badges=60_000, employees=10, hv_page_size=2_000))
+    try:
+        connect_credly(monkeypatch, emu, backoff_max=0.05)
+        emu.set_faults(latency_ms=150)
+        result = _op(warehouse, parallel_cursors=6, batch_rows=None).execute({})
+        assert result["rows"] == 60_000 and result["slices"] >= 6
+        assert len({r[0] for r in warehouse.rows()}) == 60_000
+        assert emu.stats()["peak_in_flight"]["badges.high_volume"] == 6
+    finally:
+        emu.stop()

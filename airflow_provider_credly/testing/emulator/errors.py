@@ -99,12 +99,26 @@ class Stats:
         self.by_route: Counter[tuple[str, str]] = Counter()
         self.events: Counter[str] = Counter()
         self.cursor_by_filter: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.peak_in_flight: Counter[str] = Counter()
 
     def count_request(self, method: str, kind: str) -> None:
         """One request received."""
         with self._lock:
             self.requests_total += 1
             self.by_route[(method, kind)] += 1
+
+    def started(self, kind: str) -> None:
+        """A request of route ``kind`` is being served (its latency included): the most at once, by route,
+        is ``peak_in_flight``."""
+        with self._lock:
+            self.in_flight[kind] += 1
+            self.peak_in_flight[kind] = max(self.peak_in_flight[kind], self.in_flight[kind])
+
+    def ended(self, kind: str) -> None:
+        """The request :meth:`started` was answered (or dropped)."""
+        with self._lock:
+            self.in_flight[kind] -= 1
 
     def count_cursor(self, filter_text: str) -> None:
         """One high-volume cursor request served, by the cursor's filter (tells parallel slices apart)."""
@@ -131,6 +145,7 @@ class Stats:
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
                 "by_route": {f"{m} {k}": v for (m, k), v in sorted(self.by_route.items())},
                 "cursor_by_filter": dict(sorted(self.cursor_by_filter.items())),
+                "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
                 **{k: self.events[k] for k in _EVENT_COUNTERS},
                 **{k: v for k, v in self.events.items() if k not in _EVENT_COUNTERS},
             }

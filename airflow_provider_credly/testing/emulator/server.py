@@ -13,12 +13,12 @@ from email.utils import formatdate
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from .errors import EmulatorRefusal, error_payload
 from .faults import FaultInjector, malformed_body
 from .handler import JsonApiHandler
-from .routes import Request, Response, dispatch, resolve
+from .routes import Handler, Request, Response, dispatch, resolve
 from .state import EmulatorState
 from .util import FakeClock, parse_timestamp
 
@@ -157,6 +157,24 @@ class EmulatorRequestHandler(JsonApiHandler):
         rel = path[3:] if path.startswith("/v1/") else None
         handler, kind, params = resolve(method, rel) if rel is not None else (None, "not_found", {})
         state.stats.count_request(method, kind)
+        state.stats.started(kind)
+        try:
+            self._answer(method, split, rel, path, body, handler, kind, params)
+        finally:
+            state.stats.ended(kind)
+
+    def _answer(
+        self,
+        method: str,
+        split: SplitResult,
+        rel: str | None,
+        path: str,
+        body: bytes,
+        handler: Handler | None,
+        kind: str,
+        params: dict[str, str],
+    ) -> None:
+        state = self.server.state
         decision = self.server.faults.decide(method, split.path)
         if decision.latency_s:
             time.sleep(decision.latency_s)
